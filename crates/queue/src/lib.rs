@@ -1,1 +1,71 @@
+#![doc = include_str!("../README.md")]
 
+pub mod consumer;
+pub mod messages;
+pub mod relay;
+pub mod topology;
+
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+use tokio_util::sync::CancellationToken;
+
+/// How a process reaches RabbitMQ.
+#[derive(Clone)]
+pub struct AmqpConfig {
+    pub url: String,
+    /// Shown in the management UI's connection list, e.g. `worker@host:1234`.
+    pub connection_name: String,
+    /// Deliveries before a work message is dead-lettered.
+    pub delivery_limit: u32,
+}
+
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL carries a password.
+        f.debug_struct("AmqpConfig")
+            .field("connection_name", &self.connection_name)
+            .field("delivery_limit", &self.delivery_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `process@host:pid`, the name of connections and consumer tags.
+pub fn process_label(process: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    format!("{process}@{host}:{}", std::process::id())
+}
+
+/// Opens a connection and declares the topology.
+pub async fn connect(cfg: &AmqpConfig) -> Result<Connection, lapin::Error> {
+    let props = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio)
+        .with_connection_name(cfg.connection_name.clone().into());
+    let conn = Connection::connect(&cfg.url, props).await?;
+    let channel = conn.create_channel().await?;
+    topology::declare(&channel, cfg.delivery_limit).await?;
+    channel.close(200, "topology declared").await?;
+    Ok(conn)
+}
+
+/// Connects, retrying with exponential backoff and jitter until it works or `cancel` fires.
+pub async fn connect_with_backoff(cfg: &AmqpConfig, cancel: &CancellationToken) -> Option<Connection> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match connect(cfg).await {
+            Ok(conn) => return Some(conn),
+            Err(e) => {
+                let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1));
+                tracing::warn!(error = %e, retry_in_ms = (delay + jitter).as_millis() as u64, "RabbitMQ unreachable");
+                tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    _ = tokio::time::sleep(delay + jitter) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

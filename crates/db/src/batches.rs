@@ -1,0 +1,116 @@
+//! Batches as the api writes and reads them.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::scoped_futures::ScopedFutureExt;
+use uuid::Uuid;
+
+use crate::models::{Batch, Job, OutboxMessage};
+use crate::schema::{batches, jobs};
+use crate::{Conn, DbError, outbox};
+
+/// Why a batch could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("job_id already in use")]
+    JobIdTaken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Writes the batch, its jobs and the messages that announce them in one transaction.
+pub async fn create(
+    conn: &mut Conn,
+    batch: &Batch,
+    new_jobs: &[Job],
+    messages: &[OutboxMessage],
+) -> Result<(), CreateError> {
+    let result = conn
+        .transaction::<_, DbError, _>(|conn| {
+            async move {
+                diesel::insert_into(batches::table)
+                    .values(batch)
+                    .execute(conn)
+                    .await?;
+                for chunk in new_jobs.chunks(1000) {
+                    diesel::insert_into(jobs::table)
+                        .values(chunk)
+                        .execute(conn)
+                        .await?;
+                }
+                outbox::insert(conn, messages).await?;
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await;
+    match result {
+        Err(e) if e.is_unique_violation() => Err(CreateError::JobIdTaken),
+        other => Ok(other?),
+    }
+}
+
+/// True when the project already has a job with this client-chosen id.
+pub async fn client_job_id_taken(conn: &mut Conn, project_id: Uuid, id: &str) -> Result<bool, DbError> {
+    let n: i64 = jobs::table
+        .filter(jobs::project_id.eq(project_id))
+        .filter(jobs::client_job_id.eq(id))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// A batch of this project, or `None` (unknown and foreign batches look the same).
+pub async fn find(conn: &mut Conn, project_id: Uuid, batch_id: Uuid) -> Result<Option<Batch>, DbError> {
+    Ok(batches::table
+        .filter(batches::id.eq(batch_id))
+        .filter(batches::project_id.eq(project_id))
+        .select(Batch::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn get(conn: &mut Conn, batch_id: Uuid) -> Result<Option<Batch>, DbError> {
+    Ok(batches::table
+        .find(batch_id)
+        .select(Batch::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A batch's jobs in submission order.
+pub async fn jobs_of(conn: &mut Conn, batch_id: Uuid) -> Result<Vec<Job>, DbError> {
+    Ok(jobs::table
+        .filter(jobs::batch_id.eq(batch_id))
+        .order(jobs::position.asc())
+        .select(Job::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A job of this project by the id clients see: their `job_id`, else our UUID.
+pub async fn find_job(conn: &mut Conn, project_id: Uuid, public_id: &str) -> Result<Option<Job>, DbError> {
+    let by_client = jobs::table
+        .filter(jobs::project_id.eq(project_id))
+        .filter(jobs::client_job_id.eq(public_id))
+        .select(Job::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    if by_client.is_some() {
+        return Ok(by_client);
+    }
+    match Uuid::parse_str(public_id) {
+        Ok(id) => Ok(jobs::table
+            .filter(jobs::project_id.eq(project_id))
+            .filter(jobs::id.eq(id))
+            .select(Job::as_select())
+            .first(conn)
+            .await
+            .optional()?),
+        Err(_) => Ok(None),
+    }
+}

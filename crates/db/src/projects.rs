@@ -1,0 +1,129 @@
+//! Projects, plans and API keys.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::models::{ApiKey, PlanRow, Project};
+use crate::schema::{api_keys, plans, projects};
+use crate::{Conn, DbError};
+
+/// What an authenticated request knows about its caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: ApiKey,
+    pub project: Project,
+    pub plan: PlanRow,
+}
+
+/// Finds the live (not revoked) key with this hash, with its project and plan.
+pub async fn authenticate(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<Caller>, DbError> {
+    let row = api_keys::table
+        .inner_join(projects::table.inner_join(plans::table))
+        .filter(api_keys::key_hash.eq(key_hash))
+        .filter(api_keys::revoked_at.is_null())
+        .select((ApiKey::as_select(), Project::as_select(), PlanRow::as_select()))
+        .first::<(ApiKey, Project, PlanRow)>(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(key, project, plan)| Caller { key, project, plan }))
+}
+
+pub async fn plan_exists(conn: &mut Conn, name: &str) -> Result<bool, DbError> {
+    let n: i64 = plans::table
+        .filter(plans::name.eq(name))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+pub async fn find_project(conn: &mut Conn, id: Uuid) -> Result<Option<Project>, DbError> {
+    Ok(projects::table
+        .find(id)
+        .select(Project::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn find_project_by_name(conn: &mut Conn, name: &str) -> Result<Option<Project>, DbError> {
+    Ok(projects::table
+        .filter(projects::name.eq(name))
+        .select(Project::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn list_projects(conn: &mut Conn) -> Result<Vec<Project>, DbError> {
+    Ok(projects::table
+        .order(projects::created_at.asc())
+        .select(Project::as_select())
+        .load(conn)
+        .await?)
+}
+
+pub async fn create_project(
+    conn: &mut Conn,
+    name: &str,
+    owner_email: &str,
+    plan: &str,
+) -> Result<Project, DbError> {
+    let project = Project {
+        id: Uuid::now_v7(),
+        name: name.to_string(),
+        owner_email: owner_email.to_string(),
+        plan: plan.to_string(),
+        default_email_enabled: true,
+        created_at: Utc::now(),
+    };
+    diesel::insert_into(projects::table)
+        .values(&project)
+        .execute(conn)
+        .await?;
+    Ok(project)
+}
+
+pub async fn set_plan(conn: &mut Conn, project_id: Uuid, plan: &str) -> Result<bool, DbError> {
+    let n = diesel::update(projects::table.find(project_id))
+        .set(projects::plan.eq(plan))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn insert_key(
+    conn: &mut Conn,
+    project_id: Uuid,
+    kind: &str,
+    prefix: &str,
+    key_hash: Vec<u8>,
+) -> Result<ApiKey, DbError> {
+    let key = ApiKey {
+        id: Uuid::now_v7(),
+        project_id,
+        kind: kind.to_string(),
+        prefix: prefix.to_string(),
+        key_hash,
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    diesel::insert_into(api_keys::table)
+        .values(&key)
+        .on_conflict(api_keys::key_hash)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(key)
+}
+
+pub async fn key_by_hash(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<ApiKey>, DbError> {
+    Ok(api_keys::table
+        .filter(api_keys::key_hash.eq(key_hash))
+        .select(ApiKey::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

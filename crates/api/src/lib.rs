@@ -1,1 +1,119 @@
+#![doc = include_str!("../README.md")]
 
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use enconvert_config::Settings;
+use enconvert_db::Db;
+use enconvert_queue::AmqpConfig;
+use enconvert_storage::{LinkSigner, Storage};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::routes::{convert, files, health, status};
+use crate::state::AppState;
+
+/// A started api: where it listens, and the task that ends when it has stopped.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub done: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Routes of the public API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::live))
+        .route("/readyz", web::get().to(health::ready))
+        .route("/v1/convert/url-to-pdf", web::post().to(convert::url_to_pdf))
+        .route("/v1/convert/url-to-screenshot", web::post().to(convert::url_to_screenshot))
+        .route("/v1/convert/batch/{batch_id}", web::get().to(status::batch))
+        .route("/v1/convert/status/{job_id}", web::get().to(status::job))
+        .route("/v1/files/{key:.*}", web::get().to(files::download));
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"detail": "No such endpoint.", "code": "not_found"}))
+}
+
+/// Applies migrations, starts the outbox relay and the HTTP server; stops both when
+/// `cancel` fires.
+pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
+    enconvert_db::migrate(settings.database_url.expose_secret(), std::time::Duration::from_secs(60)).await?;
+    let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
+    let storage = Storage::local(&settings.storage_dir).context("failed to open the file store")?;
+    if std::env::var("ENCONVERT_SIGNING_SECRET").map_or(true, |v| v.trim().is_empty()) {
+        tracing::warn!("ENCONVERT_SIGNING_SECRET is not set: download links only work against this api process");
+    }
+    let signer = LinkSigner::new(settings.api.signing_secret.expose_secret().as_bytes(), settings.api.link_ttl);
+    let relay_wake = Arc::new(Notify::new());
+    let state = AppState {
+        db: db.clone(),
+        storage,
+        signer,
+        relay_wake: relay_wake.clone(),
+        public_url: settings.api.public_url.clone(),
+        env: settings.env.clone(),
+        allow_private: settings.allow_private.clone(),
+        max_body_bytes: settings.api.max_body_bytes,
+        sync_timeout: settings.api.sync_timeout,
+    };
+
+    let amqp = AmqpConfig {
+        url: settings.amqp_url.expose_secret().to_string(),
+        connection_name: enconvert_queue::process_label("api"),
+        delivery_limit: settings.delivery_limit,
+    };
+    let relay = tokio::spawn(enconvert_queue::relay::run(db, amqp, relay_wake, cancel.clone()));
+
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::Invalid { detail: format!("Invalid path: {e}") }.into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::Invalid { detail: format!("Invalid query: {e}") }.into()
+            }))
+            .wrap(tracing_actix())
+            .configure(configure)
+            .default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .bind(settings.api.addr)
+    .with_context(|| format!("failed to listen on {}", settings.api.addr))?;
+    let addr = server.addrs().first().copied().context("the server has no address")?;
+    let server = server.run();
+    let handle = server.handle();
+    tracing::info!(%addr, "api listening");
+    let done = tokio::spawn(async move {
+        let stopper = tokio::spawn(async move {
+            cancel.cancelled().await;
+            handle.stop(true).await;
+        });
+        let result = server.await.context("the HTTP server failed");
+        stopper.abort();
+        let _ = relay.await;
+        result
+    });
+    Ok(Running { addr, done })
+}
+
+/// Request logging without query strings (download links carry signatures) or headers
+/// (API keys).
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%{r}xi %s %Dms")
+        .custom_request_replace("r", |req| format!("{} {}", req.method(), req.path()))
+}

@@ -26,6 +26,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_SIGNING_SECRET", ""),
     ("ENCONVERT_LINK_TTL_SECS", "900"),
     ("ENCONVERT_MAX_BODY_BYTES", "1048576"),
+    ("ENCONVERT_SYNC_TIMEOUT_SECS", "90"),
     ("ENCONVERT_DB_POOL_SIZE", "10"),
     ("ENCONVERT_STORAGE_DIR", "./data/files"),
     ("ENCONVERT_CHROMIUM_PATH", "/usr/bin/chromium"),
@@ -72,6 +73,8 @@ pub struct ApiSettings {
     pub signing_secret: SecretString,
     pub link_ttl: Duration,
     pub max_body_bytes: usize,
+    /// How long a sync request waits for its result before answering `504`.
+    pub sync_timeout: Duration,
     pub dev_api_key: Option<SecretString>,
 }
 
@@ -175,6 +178,7 @@ impl Settings {
                 signing_secret,
                 link_ttl: Duration::from_secs(positive("ENCONVERT_LINK_TTL_SECS")?),
                 max_body_bytes: positive("ENCONVERT_MAX_BODY_BYTES")? as usize,
+                sync_timeout: Duration::from_secs(positive("ENCONVERT_SYNC_TIMEOUT_SECS")?),
                 dev_api_key: get("ENCONVERT_DEV_API_KEY").map(SecretString::from),
             },
             worker: WorkerSettings {

@@ -2,6 +2,7 @@
 
 pub mod batches;
 pub mod jobs;
+pub mod keys;
 pub mod models;
 pub mod notifications;
 pub mod outbox;

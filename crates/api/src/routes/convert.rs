@@ -1,0 +1,182 @@
+//! `POST /v1/convert/url-to-pdf` and `/v1/convert/url-to-screenshot`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use enconvert_db::batches::{self, CreateError};
+use enconvert_db::models::{Batch, Job};
+use enconvert_domain::events::RenderJob;
+use enconvert_domain::request::{ConvertRequest, Endpoint, parse_body};
+use enconvert_domain::JobStatus;
+use enconvert_queue::messages;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth;
+use crate::body::read_limited;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn url_to_pdf(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    submit(&state, &req, payload, Endpoint::UrlToPdf).await
+}
+
+pub async fn url_to_screenshot(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    submit(&state, &req, payload, Endpoint::UrlToScreenshot).await
+}
+
+async fn submit(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    endpoint: Endpoint,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::caller(state, req).await?;
+    let body = read_limited(payload, state.max_body_bytes).await?;
+    let request = parse_body(&body)?.validate(endpoint, &state.allow_private)?;
+    let plan = caller.plan.to_plan();
+    request
+        .authorize(auth::key_kind(&caller), &plan)
+        .map_err(|f| ApiError::Forbidden(f.0))?;
+
+    let project_id = caller.project.id;
+    let (batch, jobs) = rows(project_id, &request);
+    let sync = !request.async_mode;
+    let outbox: Vec<_> = jobs
+        .iter()
+        .map(|j| messages::render(&RenderJob { job_id: j.id, batch_id: batch.id }, sync))
+        .collect();
+
+    let mut conn = state.db.conn().await?;
+    match batches::create(&mut conn, &batch, &jobs, &outbox).await {
+        Ok(()) => {}
+        Err(CreateError::JobIdTaken) => return Err(ApiError::JobIdTaken),
+        Err(CreateError::Db(e)) => return Err(e.into()),
+    }
+    drop(conn);
+    state.relay_wake.notify_one();
+    tracing::info!(batch.id = %batch.id, urls = jobs.len(), endpoint = endpoint.as_str(), sync, "batch accepted");
+
+    if sync {
+        let job = jobs.into_iter().next().ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync batch without a job")))?;
+        return wait_for_sync(state, job, request.direct_download).await;
+    }
+    Ok(HttpResponse::Accepted().json(json!({
+        "status": "processing",
+        "batch_id": batch.id,
+        "url_count": jobs.len(),
+        "output_format": request.output_mode.as_str(),
+    })))
+}
+
+/// The batch and job rows of a validated request.
+fn rows(project_id: Uuid, request: &ConvertRequest) -> (Batch, Vec<Job>) {
+    let batch_id = Uuid::now_v7();
+    let batch = Batch {
+        id: batch_id,
+        project_id,
+        endpoint: request.endpoint.as_str().to_string(),
+        output_mode: request.output_mode.as_str().to_string(),
+        is_async: request.async_mode,
+        total: i32::try_from(request.urls.len()).unwrap_or(i32::MAX),
+        succeeded: 0,
+        failed: 0,
+        options: serde_json::to_value(&request.options).unwrap_or_default(),
+        output_filename: request.output_filename.clone(),
+        notification_email: request.notification_email.clone().filter(|_| request.async_mode),
+        callback_url: request
+            .callback_url
+            .as_ref()
+            .filter(|_| request.async_mode)
+            .map(|u| u.to_string()),
+        archive_status: None,
+        archive_key: None,
+        archive_filename: None,
+        archive_size: None,
+        created_at: Utc::now(),
+        completed_at: None,
+    };
+    let jobs = request
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            // A client-chosen job_id names the single job of the request.
+            let client_id = if request.urls.len() == 1 { request.job_id.clone() } else { None };
+            Job::new_queued(batch_id, project_id, client_id, i32::try_from(i).unwrap_or(i32::MAX), url.to_string())
+        })
+        .collect();
+    (batch, jobs)
+}
+
+/// Waits for a sync job's outcome, bounded by the configured limit.
+async fn wait_for_sync(state: &AppState, job: Job, direct: bool) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let deadline = started + state.sync_timeout;
+    let mut delay = Duration::from_millis(10);
+    let done = loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(50));
+        let mut conn = state.db.conn().await?;
+        let current = enconvert_db::jobs::get(&mut conn, job.id).await?;
+        if let Some(j) = current.filter(|j| j.status().is_final()) {
+            break j;
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::SyncTimeout(state.sync_timeout.as_secs(), job.public_id()));
+        }
+    };
+    match done.status() {
+        JobStatus::Success => {}
+        _ => {
+            return Err(ApiError::ConversionFailed(
+                done.error.clone().unwrap_or_else(|| "unknown error".to_string()),
+            ));
+        }
+    }
+    let key = done.object_key.clone().unwrap_or_default();
+    let filename = done.filename.clone().unwrap_or_default();
+    let seconds = done.duration_text().unwrap_or_else(|| "0.00".to_string());
+    if direct {
+        let data = state.storage.get(&key).await.map_err(ApiError::internal)?;
+        let content_type = content_type_of(&filename);
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, content_type))
+            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
+            .insert_header(("X-Object-Key", key.clone()))
+            .insert_header(("X-File-Size", data.len().to_string()))
+            .insert_header(("X-Conversion-Time", seconds))
+            .insert_header(("X-Filename", filename))
+            .insert_header(("X-Job-Id", done.public_id()))
+            .body(data));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "job_id": done.public_id(),
+        "presigned_url": state.signer.sign(&state.public_url, &key),
+        "object_key": key,
+        "filename": filename,
+        "file_size": done.file_size,
+        "conversion_time_seconds": done.duration_ms.map(|ms| f64::from(ms) / 1000.0),
+    })))
+}
+
+pub fn content_type_of(filename: &str) -> &'static str {
+    match filename.rsplit('.').next() {
+        Some("pdf") => "application/pdf",
+        Some("png") => "image/png",
+        Some("jpg") => "image/jpeg",
+        Some("webp") => "image/webp",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}

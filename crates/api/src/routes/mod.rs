@@ -1,0 +1,4 @@
+pub mod convert;
+pub mod files;
+pub mod health;
+pub mod status;

@@ -1,0 +1,110 @@
+//! Polling: `GET /v1/convert/batch/{batch_id}` and `GET /v1/convert/status/{job_id}`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use enconvert_db::batches;
+use enconvert_domain::plan::Feature;
+use enconvert_domain::request::KeyKind;
+use enconvert_domain::{JobStatus, OutputMode};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const BATCH_NOT_FOUND: &str = "Batch not found.";
+const JOB_NOT_FOUND: &str = "Job not found.";
+
+pub async fn batch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::caller(&state, &req).await?;
+    if auth::key_kind(&caller) == KeyKind::Public {
+        return Err(ApiError::Forbidden(
+            "Batch status polling is not allowed with a public key; use a private key (sk_live_...) from your server".into(),
+        ));
+    }
+    let plan = caller.plan.to_plan();
+    if !plan.allows(Feature::BatchPolling) {
+        return Err(ApiError::Forbidden(plan.refusal(Feature::BatchPolling)));
+    }
+    let batch_id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound(BATCH_NOT_FOUND))?;
+    let mut conn = state.db.conn().await?;
+    let batch = batches::find(&mut conn, caller.project.id, batch_id)
+        .await?
+        .ok_or(ApiError::NotFound(BATCH_NOT_FOUND))?;
+    let jobs = batches::jobs_of(&mut conn, batch.id).await?;
+    drop(conn);
+
+    let counts = batch.counts();
+    let mode = batch.output_mode();
+    let items: Vec<_> = jobs
+        .iter()
+        .map(|j| {
+            let status = j.status();
+            let download_url = match (mode, status, &j.object_key) {
+                (OutputMode::Individual, JobStatus::Success, Some(key)) => {
+                    Some(state.signer.sign(&state.public_url, key))
+                }
+                _ => None,
+            };
+            let mut item = json!({
+                "source_url": j.source_url,
+                "status": status.item_status(),
+                "download_url": download_url,
+                "output_file_size": j.file_size,
+                "duration": j.duration_text(),
+                "job_id": j.public_id(),
+            });
+            if let Some(error) = &j.error {
+                item["error"] = json!(error);
+            }
+            item
+        })
+        .collect();
+    let zip_download_url = match (&batch.archive_status, &batch.archive_key) {
+        (Some(s), Some(key)) if s == "stored" => Some(state.signer.sign(&state.public_url, key)),
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "batch_id": batch.id,
+        "status": batch.status().as_str(),
+        "total": counts.total,
+        "completed": counts.succeeded,
+        "failed": counts.failed,
+        "in_progress": counts.in_progress(),
+        "output_mode": mode.as_str(),
+        "zip_download_url": zip_download_url,
+        "items": items,
+    })))
+}
+
+pub async fn job(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth::caller(&state, &req).await?;
+    let mut conn = state.db.conn().await?;
+    let job = batches::find_job(&mut conn, caller.project.id, &path)
+        .await?
+        .ok_or(ApiError::NotFound(JOB_NOT_FOUND))?;
+    drop(conn);
+    let status = job.status();
+    let presigned_url = match (status, &job.object_key) {
+        (JobStatus::Success, Some(key)) => Some(state.signer.sign(&state.public_url, key)),
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "job_id": job.public_id(),
+        "batch_id": job.batch_id,
+        "status": status.public_str(),
+        "presigned_url": presigned_url,
+        "object_key": job.object_key,
+        "filename": job.filename,
+        "file_size": job.file_size,
+        "error": job.error,
+    })))
+}

@@ -1,0 +1,23 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use enconvert_db::Db;
+use enconvert_domain::AllowList;
+use enconvert_storage::{LinkSigner, Storage};
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub storage: Storage,
+    pub signer: LinkSigner,
+    /// Wakes the outbox relay after a commit, so work is published at once.
+    pub relay_wake: Arc<Notify>,
+    pub public_url: String,
+    pub env: String,
+    pub allow_private: AllowList,
+    pub max_body_bytes: usize,
+    pub sync_timeout: Duration,
+}

@@ -41,6 +41,23 @@ impl Storage {
         Ok(())
     }
 
+    /// Stores `data` under `key` unless the key exists; `false` when it does.
+    pub async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StoreError> {
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&ObjectPath::from(key), PutPayload::from_bytes(data), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores a file that is on disk already, without reading it into memory at once.
     pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, StoreError> {
         use tokio::io::AsyncReadExt;

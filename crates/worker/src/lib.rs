@@ -1,1 +1,240 @@
+#![doc = include_str!("../README.md")]
 
+pub mod browser;
+pub mod render;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use chrono::Utc;
+use enconvert_config::Settings;
+use enconvert_db::jobs::{self, Outcome};
+use enconvert_db::models::{Batch, Job};
+use enconvert_db::{Db, DbError};
+use enconvert_domain::events::{BatchCompleted, JobCompleted, RenderJob};
+use enconvert_domain::naming;
+use enconvert_domain::request::{Endpoint, RenderOptions};
+use enconvert_queue::consumer::{self, Disposition, Handler, Incoming, Subscription};
+use enconvert_queue::{AmqpConfig, messages, topology};
+use enconvert_storage::Storage;
+use secrecy::ExposeSecret;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::browser::Chrome;
+use crate::render::{RenderError, TabSlot};
+
+/// Everything a job needs, shared by all in flight.
+#[derive(Clone)]
+struct Worker {
+    db: Db,
+    storage: Storage,
+    chrome: Chrome,
+    slots: Arc<Semaphore>,
+    relay_wake: Arc<Notify>,
+    env: String,
+    render_timeout: Duration,
+}
+
+/// A started worker; `done` ends once it has drained and stopped.
+pub struct Running {
+    pub done: JoinHandle<()>,
+}
+
+/// Starts consuming render work until `cancel` fires.
+pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
+    enconvert_db::migrate(settings.database_url.expose_secret(), Duration::from_secs(60)).await?;
+    let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
+    let storage = Storage::local(&settings.storage_dir).context("failed to open the file store")?;
+    let chrome = Chrome::new(settings.worker.chromium_path.clone());
+    {
+        let chrome = chrome.clone();
+        tokio::task::spawn_blocking(move || chrome.warm_up())
+            .await?
+            .context("Chromium does not start; install it (`apt-get install chromium`) or set ENCONVERT_CHROMIUM_PATH")?;
+    }
+    let concurrency = settings.worker.concurrency;
+    let relay_wake = Arc::new(Notify::new());
+    let worker = Worker {
+        db: db.clone(),
+        storage,
+        chrome,
+        slots: Arc::new(Semaphore::new(concurrency)),
+        relay_wake: relay_wake.clone(),
+        env: settings.env.clone(),
+        render_timeout: settings.worker.render_timeout,
+    };
+    let amqp = AmqpConfig {
+        url: settings.amqp_url.expose_secret().to_string(),
+        connection_name: enconvert_queue::process_label("worker"),
+        delivery_limit: settings.delivery_limit,
+    };
+    let handler: Handler = {
+        let worker = worker.clone();
+        Arc::new(move |msg: Incoming| {
+            let worker = worker.clone();
+            Box::pin(async move { worker.handle_render(msg).await })
+        })
+    };
+    let subscriptions = vec![
+        Subscription { queue: topology::RENDER_SYNC.to_string(), handler: handler.clone() },
+        Subscription { queue: topology::RENDER_BATCH.to_string(), handler },
+    ];
+    let relay = tokio::spawn(enconvert_queue::relay::run(db, amqp.clone(), relay_wake, cancel.clone()));
+    let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    let grace = settings.worker.render_timeout + Duration::from_secs(5);
+    let done = tokio::spawn(async move {
+        consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
+        let _ = relay.await;
+        tracing::info!("worker stopped");
+    });
+    Ok(Running { done })
+}
+
+impl Worker {
+    async fn handle_render(&self, msg: Incoming) -> Disposition {
+        let Ok(work) = serde_json::from_slice::<RenderJob>(&msg.data) else {
+            tracing::error!("unreadable render message, dead-lettering it");
+            return Disposition::DeadLetter;
+        };
+        let span = tracing::info_span!("render", batch.id = %work.batch_id, job.id = %work.job_id);
+        async {
+            match self.render_job(&work).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "render job interrupted; it will be delivered again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Disposition::Requeue
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn render_job(&self, work: &RenderJob) -> anyhow::Result<Disposition> {
+        let _permit = self.slots.acquire().await?;
+        // The lease outlives the render's own deadline, so a live worker never loses its job.
+        let lease_until = Utc::now() + chrono::Duration::from_std(self.render_timeout + Duration::from_secs(30))?;
+        let claimed = {
+            let mut conn = self.db.conn().await?;
+            jobs::claim(&mut conn, work.job_id, lease_until).await?
+        };
+        let Some((job, batch)) = claimed else {
+            tracing::info!("job already taken or finished; dropping the duplicate message");
+            return Ok(Disposition::Ack);
+        };
+        let options: RenderOptions = match serde_json::from_value(batch.options.clone()) {
+            Ok(o) => o,
+            Err(e) => {
+                self.finish(&job, Outcome::Failed { error: format!("unreadable render options: {e}") }, 0).await?;
+                return Ok(Disposition::Ack);
+            }
+        };
+        let started = Instant::now();
+        let outcome = match self.render(&job.source_url, &options).await {
+            Ok(bytes) => self.store(&job, &batch, &options, bytes).await?,
+            Err(RenderError::Target(error)) => Outcome::Failed { error },
+            Err(RenderError::Browser(error)) => {
+                // Give the job back so the redelivery can take it at once.
+                let mut conn = self.db.conn().await?;
+                jobs::release(&mut conn, job.id, job.attempts).await?;
+                anyhow::bail!("browser failure: {error}");
+            }
+        };
+        let ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        self.finish(&job, outcome, ms).await?;
+        Ok(Disposition::Ack)
+    }
+
+    /// Renders on a blocking thread, bounded by the render timeout. On timeout the tab is
+    /// closed, which ends the blocking calls still waiting on it.
+    async fn render(&self, url: &str, options: &RenderOptions) -> Result<Vec<u8>, RenderError> {
+        let deadline = Instant::now() + self.render_timeout;
+        let slot: TabSlot = Arc::new(Mutex::new(None));
+        let chrome = self.chrome.clone();
+        let (url_owned, opts, slot2) = (url.to_string(), options.clone(), slot.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let browser = chrome.get().map_err(|e| RenderError::Browser(format!("{e:#}")))?;
+            let result = render::render(&browser, &url_owned, &opts, deadline, &slot2);
+            if matches!(result, Err(RenderError::Browser(_))) {
+                chrome.discard(&browser);
+            }
+            result
+        });
+        match tokio::time::timeout(self.render_timeout + Duration::from_secs(2), task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(RenderError::Browser(join.to_string())),
+            Err(_) => {
+                let tab = slot.lock().ok().and_then(|mut s| s.take());
+                if let Some(tab) = tab {
+                    let _ = tokio::task::spawn_blocking(move || tab.close(false)).await;
+                }
+                Err(RenderError::Target("Page load timeout".to_string()))
+            }
+        }
+    }
+
+    async fn store(&self, job: &Job, batch: &Batch, options: &RenderOptions, bytes: Vec<u8>) -> anyhow::Result<Outcome> {
+        let endpoint = Endpoint::parse(&batch.endpoint).unwrap_or(Endpoint::UrlToPdf);
+        let stem = match &batch.output_filename {
+            Some(s) => s.clone(),
+            None => url::Url::parse(&job.source_url)
+                .map(|u| naming::stem_from_url(&u))
+                .unwrap_or_else(|_| "page".to_string()),
+        };
+        let ext = options.extension();
+        let size = bytes.len();
+        let data = Bytes::from(bytes);
+        // Two files of one project can share a stem and a millisecond; never overwrite.
+        let mut at = Utc::now();
+        loop {
+            let filename = naming::file_name(&stem, at, ext);
+            let key = naming::object_key(&self.env, job.project_id, endpoint, &filename);
+            if self.storage.put_new(&key, data.clone()).await? {
+                return Ok(Outcome::Success {
+                    object_key: key,
+                    filename,
+                    file_size: i64::try_from(size).unwrap_or(i64::MAX),
+                });
+            }
+            at += chrono::Duration::milliseconds(1);
+        }
+    }
+
+    async fn finish(&self, job: &Job, outcome: Outcome, duration_ms: i32) -> Result<(), DbError> {
+        let mut conn = self.db.conn().await?;
+        let finished = jobs::finish(&mut conn, job.id, job.attempts, outcome, duration_ms, |f| {
+            let mode = f.batch.output_mode();
+            let mut out = vec![messages::job_completed(&JobCompleted {
+                job_id: f.job.id,
+                batch_id: f.batch.id,
+                project_id: f.batch.project_id,
+                status: f.job.status(),
+                output_mode: mode,
+            })];
+            if f.batch_done && mode == enconvert_domain::OutputMode::Individual {
+                out.push(messages::batch_completed(&BatchCompleted {
+                    batch_id: f.batch.id,
+                    project_id: f.batch.project_id,
+                    status: f.batch.status(),
+                    output_mode: mode,
+                }));
+            }
+            out
+        })
+        .await?;
+        match finished {
+            Some(f) => {
+                tracing::info!(status = %f.job.status, duration_ms, "job finished");
+                self.relay_wake.notify_one();
+            }
+            None => tracing::warn!("job was taken over by another worker; result discarded"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! One warm Chromium per worker, relaunched when it dies and recycled after a number of jobs.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use headless_chrome::{Browser, LaunchOptions};
+
+/// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
+/// to Google's services from a closed network.
+const FLAGS: &[&str] = &[
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--font-render-hinting=none",
+];
+
+/// Jobs one browser renders before it is replaced, bounding leaks in long runs.
+const RECYCLE_AFTER: u64 = 500;
+
+struct Slot {
+    browser: Arc<Browser>,
+    jobs: u64,
+}
+
+/// A shared, lazily (re)launched browser.
+#[derive(Clone)]
+pub struct Chrome {
+    path: PathBuf,
+    slot: Arc<Mutex<Option<Slot>>>,
+}
+
+impl Chrome {
+    pub fn new(path: PathBuf) -> Self {
+        Chrome {
+            path,
+            slot: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn launch(&self) -> anyhow::Result<Browser> {
+        let args: Vec<&OsStr> = FLAGS.iter().map(OsStr::new).collect();
+        let options = LaunchOptions {
+            headless: true,
+            sandbox: false,
+            path: Some(self.path.clone()),
+            args,
+            // Our own waits bound every job; a quiet browser is not a dead one.
+            idle_browser_timeout: Duration::from_secs(24 * 3600),
+            window_size: Some((1920, 1080)),
+            ..LaunchOptions::default()
+        };
+        let browser = Browser::new(options)
+            .with_context(|| format!("failed to launch Chromium at {}", self.path.display()))?;
+        tracing::info!(pid = ?browser.get_process_id(), "Chromium launched");
+        Ok(browser)
+    }
+
+    /// The current browser, launched if there is none (blocking: call from a blocking thread).
+    pub fn get(&self) -> anyhow::Result<Arc<Browser>> {
+        let mut slot = self.slot.lock().map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
+        if let Some(s) = slot.as_mut() {
+            if s.jobs < RECYCLE_AFTER {
+                s.jobs += 1;
+                return Ok(s.browser.clone());
+            }
+            tracing::info!(jobs = s.jobs, "recycling Chromium");
+        }
+        // The old browser (if any) is killed when the last job holding it drops its handle.
+        let browser = Arc::new(self.launch()?);
+        *slot = Some(Slot {
+            browser: browser.clone(),
+            jobs: 1,
+        });
+        Ok(browser)
+    }
+
+    /// Forgets a browser that failed, so the next job launches a fresh one.
+    pub fn discard(&self, failed: &Arc<Browser>) {
+        if let Ok(mut slot) = self.slot.lock() {
+            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.browser, failed)) {
+                tracing::warn!("discarding a failed Chromium");
+                *slot = None;
+            }
+        }
+    }
+
+    /// Launches the browser now, so the first job does not pay for it.
+    pub fn warm_up(&self) -> anyhow::Result<()> {
+        let browser = self.get()?;
+        if let Ok(mut slot) = self.slot.lock() {
+            if let Some(s) = slot.as_mut() {
+                s.jobs = s.jobs.saturating_sub(1);
+            }
+        }
+        drop(browser);
+        Ok(())
+    }
+}

@@ -1,0 +1,431 @@
+//! Rendering one page to a PDF or an image (blocking: runs on a blocking thread).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use enconvert_domain::request::{Band, ImageFormat, OutputKind, RenderOptions};
+use headless_chrome::protocol::cdp::{Emulation, Network, Page, Target};
+use headless_chrome::types::PrintToPdfOptions;
+use headless_chrome::{Browser, Tab};
+
+/// Why a render did not produce a file.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The page itself is the problem (HTTP error, DNS failure, refused connection,
+    /// timeout): the job fails with this message.
+    #[error("{0}")]
+    Target(String),
+    /// The browser failed: the job is retried on a fresh browser.
+    #[error("browser failure: {0}")]
+    Browser(String),
+}
+
+type Result<T> = std::result::Result<T, RenderError>;
+
+fn browser_err(e: impl std::fmt::Display) -> RenderError {
+    RenderError::Browser(e.to_string())
+}
+
+/// Where the render's tab is published, so that the async side can close it on timeout.
+pub type TabSlot = Arc<Mutex<Option<Arc<Tab>>>>;
+
+const AD_HOSTS: &[&str] = &[
+    "*doubleclick.net*",
+    "*googlesyndication.com*",
+    "*googleadservices.com*",
+    "*google-analytics.com*",
+    "*googletagmanager.com*",
+    "*adservice.google.*",
+    "*amazon-adsystem.com*",
+    "*adnxs.com*",
+    "*taboola.com*",
+    "*outbrain.com*",
+    "*criteo.com*",
+    "*criteo.net*",
+    "*scorecardresearch.com*",
+    "*hotjar.com*",
+    "*connect.facebook.net*",
+    "*ads.linkedin.com*",
+    "*adsrvr.org*",
+    "*pubmatic.com*",
+    "*rubiconproject.com*",
+    "*moatads.com*",
+];
+const IMAGE_PATTERNS: &[&str] = &[
+    "*.png*", "*.jpg*", "*.jpeg*", "*.gif*", "*.webp*", "*.avif*", "*.svg*", "*.ico*", "*.bmp*",
+];
+const MEDIA_PATTERNS: &[&str] = &[
+    "*.mp4*", "*.webm*", "*.ogg*", "*.ogv*", "*.mp3*", "*.wav*", "*.m4a*", "*.mov*", "*.m3u8*",
+];
+
+/// Scrolls the window and every inner scrolling pane so lazy content loads, then waits
+/// (bounded) for the images that appeared.
+const SCROLL_JS: &str = r#"(async () => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
+  const step = Math.max(200, window.innerHeight);
+  let guard = 0;
+  for (let y = 0; y < document.documentElement.scrollHeight && guard < 300; y += step, guard++) {
+    window.scrollTo(0, y); await sleep(40);
+  }
+  window.scrollTo(0, document.documentElement.scrollHeight); await sleep(40);
+  const all = document.body ? document.body.getElementsByTagName('*') : [];
+  let panes = 0;
+  for (let i = 0; i < all.length && i < 20000 && panes < 50; i++) {
+    const el = all[i];
+    if (el.scrollHeight > el.clientHeight + 20) {
+      const s = getComputedStyle(el).overflowY;
+      if (s === 'auto' || s === 'scroll') {
+        panes++;
+        for (let t = 0; t < el.scrollHeight && guard < 600; t += Math.max(100, el.clientHeight), guard++) {
+          el.scrollTop = t; await sleep(30);
+        }
+        el.scrollTop = 0;
+      }
+    }
+  }
+  window.scrollTo(0, 0);
+  await sleep(50);
+  const pending = Array.from(document.images).filter(i => !i.complete);
+  await Promise.race([
+    Promise.all(pending.map(i => new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); }))),
+    sleep(3000),
+  ]);
+  return true;
+})()"#;
+
+/// Renders `url` with `options`; the tab and its browser context are closed afterwards.
+pub fn render(
+    browser: &Browser,
+    url: &str,
+    options: &RenderOptions,
+    deadline: Instant,
+    slot: &TabSlot,
+) -> Result<Vec<u8>> {
+    let context = browser.new_context().map_err(browser_err)?;
+    let context_id = context.get_id().to_string();
+    let tab = context.new_tab().map_err(browser_err)?;
+    if let Ok(mut s) = slot.lock() {
+        *s = Some(tab.clone());
+    }
+    let result = render_in(&tab, url, options, deadline);
+    let _ = tab.close(false);
+    // Disposing the context drops its cookies, storage and cache with it.
+    let _ = tab.call_method(Target::DisposeBrowserContext {
+        browser_context_id: context_id,
+    });
+    if let Ok(mut s) = slot.lock() {
+        *s = None;
+    }
+    result
+}
+
+fn remaining(deadline: Instant) -> Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| RenderError::Target("Page load timeout".to_string()))
+}
+
+fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Result<Vec<u8>> {
+    tab.set_default_timeout(remaining(deadline)?);
+    tab.call_method(Emulation::SetDeviceMetricsOverride {
+        width: o.viewport_width,
+        height: o.viewport_height,
+        device_scale_factor: if o.kind == OutputKind::Screenshot { o.screenshot.device_scale_factor } else { 1.0 },
+        mobile: false,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    })
+    .map_err(browser_err)?;
+
+    let mut blocked: Vec<String> = Vec::new();
+    if !o.load_media {
+        blocked.extend(IMAGE_PATTERNS.iter().map(|s| s.to_string()));
+    }
+    if !o.load_media || o.block_media {
+        blocked.extend(MEDIA_PATTERNS.iter().map(|s| s.to_string()));
+    }
+    if o.block_ads {
+        blocked.extend(AD_HOSTS.iter().map(|s| s.to_string()));
+    }
+    if !blocked.is_empty() || !o.headers.is_empty() || !o.cookies.is_empty() {
+        tab.call_method(Network::Enable {
+            max_total_buffer_size: None,
+            max_resource_buffer_size: None,
+            max_post_data_size: None,
+            report_direct_socket_traffic: None,
+            enable_durable_messages: None,
+        })
+        .map_err(browser_err)?;
+    }
+    if !blocked.is_empty() {
+        tab.call_method(Network::SetBlockedURLs { urls: blocked }).map_err(browser_err)?;
+    }
+    if !o.headers.is_empty() {
+        let headers = o.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        tab.set_extra_http_headers(headers).map_err(browser_err)?;
+    }
+    if !o.cookies.is_empty() {
+        let cookies = o
+            .cookies
+            .iter()
+            .map(|c| Network::CookieParam {
+                name: c.name.clone(),
+                value: c.value.clone(),
+                url: c.url.clone().or_else(|| if c.domain.is_none() { Some(url.to_string()) } else { None }),
+                domain: c.domain.clone(),
+                path: Some(c.path.clone()),
+                secure: c.secure,
+                http_only: c.http_only,
+                same_site: c.same_site.as_deref().map(|s| match s {
+                    "Strict" => Network::CookieSameSite::Strict,
+                    "None" => Network::CookieSameSite::None,
+                    _ => Network::CookieSameSite::Lax,
+                }),
+                expires: c.expires,
+                priority: None,
+                same_party: None,
+                source_scheme: None,
+                source_port: None,
+                partition_key: None,
+            })
+            .collect();
+        tab.call_method(Network::SetCookies { cookies }).map_err(browser_err)?;
+    }
+    if let Some(auth) = &o.auth {
+        tab.authenticate(Some(auth.username.clone()), Some(auth.password.clone()))
+            .map_err(browser_err)?;
+    }
+
+    tab.navigate_to(url).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("net::") || text.contains("Navigation") {
+            RenderError::Target(describe_net_error(&text))
+        } else {
+            browser_err(text)
+        }
+    })?;
+    wait_loaded(tab, deadline)?;
+
+    let status = eval_f64(tab, "(() => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; })()")?;
+    if o.fail_on_http_error && status >= 400.0 {
+        return Err(RenderError::Target(format!("The page answered HTTP {}", status as u32)));
+    }
+
+    if let Some(selector) = &o.wait_for_selector {
+        let wait = Duration::from_millis(u64::from(o.wait_for_selector_timeout_ms)).min(remaining(deadline)?);
+        tab.wait_for_element_with_custom_timeout(selector, wait).map_err(|_| {
+            RenderError::Target(format!(
+                "The selector `{selector}` did not appear within {} ms",
+                wait.as_millis()
+            ))
+        })?;
+    }
+    if o.enable_scroll {
+        tab.set_default_timeout(remaining(deadline)?);
+        tab.evaluate(SCROLL_JS, true).map_err(browser_err)?;
+    }
+    // Web fonts in use must be there before the file is made.
+    let _ = tab.evaluate("document.fonts.ready.then(() => true)", true);
+    remaining(deadline)?;
+
+    match o.kind {
+        OutputKind::Pdf => pdf(tab, o),
+        OutputKind::Screenshot => screenshot(tab, o),
+    }
+}
+
+/// Waits until the new document has loaded (`load` fired), polling cheaply.
+fn wait_loaded(tab: &Tab, deadline: Instant) -> Result<()> {
+    loop {
+        let ready = tab
+            .evaluate("document.readyState === 'complete' && location.href !== 'about:blank'", false)
+            .map_err(browser_err)?;
+        if ready.value.as_ref().and_then(|v| v.as_bool()) == Some(true) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(RenderError::Target("Page load timeout".to_string()));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn eval_f64(tab: &Tab, js: &str) -> Result<f64> {
+    let v = tab.evaluate(js, false).map_err(browser_err)?;
+    Ok(v.value.as_ref().and_then(|v| v.as_f64()).unwrap_or(0.0))
+}
+
+fn describe_net_error(text: &str) -> String {
+    let code = text
+        .split_whitespace()
+        .find(|w| w.contains("net::"))
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != ':' && c != '_'))
+        .unwrap_or(text);
+    let what = if code.contains("NAME_NOT_RESOLVED") {
+        "The host name could not be resolved"
+    } else if code.contains("CONNECTION_REFUSED") {
+        "The connection was refused"
+    } else if code.contains("TIMED_OUT") {
+        "The connection timed out"
+    } else if code.contains("BLOCKED") {
+        "The request was blocked"
+    } else if code.contains("CERT") || code.contains("SSL") {
+        "The site's TLS certificate is not valid"
+    } else {
+        "The page could not be loaded"
+    };
+    format!("{what} ({code})")
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A header or footer template: the content, escaped, with `{page}` and `{total_pages}`
+/// (also `{pages}`, `{total}`) replaced by Chromium's page counters.
+fn band_template(band: Option<&Band>) -> String {
+    match band {
+        None => "<span></span>".to_string(),
+        Some(b) => {
+            let content = escape_html(&b.content)
+                .replace("{page}", "<span class=\"pageNumber\"></span>")
+                .replace("{total_pages}", "<span class=\"totalPages\"></span>")
+                .replace("{pages}", "<span class=\"totalPages\"></span>")
+                .replace("{total}", "<span class=\"totalPages\"></span>");
+            format!(
+                "<div style=\"font-size:10px;width:100%;text-align:center;padding:0 10mm;font-family:sans-serif;\">{content}</div>"
+            )
+        }
+    }
+}
+
+const MM_PER_INCH: f64 = 25.4;
+
+fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
+    let p = &o.pdf;
+    if p.grayscale {
+        tab.evaluate(
+            "(() => { const s = document.createElement('style'); s.textContent = 'html { filter: grayscale(100%) !important; }'; document.head.appendChild(s); return true; })()",
+            false,
+        )
+        .map_err(browser_err)?;
+    }
+    let has_bands = p.header.is_some() || p.footer.is_some();
+    let mut top = p.margin_top_mm;
+    let mut bottom = p.margin_bottom_mm;
+    if let Some(h) = &p.header {
+        top = top.max(h.height);
+    }
+    if let Some(f) = &p.footer {
+        bottom = bottom.max(f.height);
+    }
+    let inch = |mm: f64| mm / MM_PER_INCH;
+    let mut options = PrintToPdfOptions {
+        landscape: Some(p.landscape),
+        display_header_footer: Some(has_bands),
+        print_background: Some(p.print_background),
+        scale: Some(p.scale),
+        paper_width: Some(inch(p.width_mm)),
+        paper_height: Some(inch(p.height_mm)),
+        margin_top: Some(inch(top)),
+        margin_bottom: Some(inch(bottom)),
+        margin_left: Some(inch(p.margin_left_mm)),
+        margin_right: Some(inch(p.margin_right_mm)),
+        header_template: has_bands.then(|| band_template(p.header.as_ref())),
+        footer_template: has_bands.then(|| band_template(p.footer.as_ref())),
+        ..PrintToPdfOptions::default()
+    };
+    if p.single_page {
+        // One page as wide as the viewport and as tall as the content, laid out as on screen.
+        tab.call_method(Emulation::SetEmulatedMedia {
+            media: Some("screen".to_string()),
+            features: None,
+        })
+        .map_err(browser_err)?;
+        let height_px = eval_f64(
+            tab,
+            "Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)",
+        )?
+        .max(1.0);
+        let width_in = f64::from(o.viewport_width) / 96.0 * p.scale;
+        let height_in = height_px / 96.0 * p.scale;
+        options.landscape = Some(false);
+        options.paper_width = Some(width_in + inch(p.margin_left_mm + p.margin_right_mm));
+        // A little slack so rounding never spills one line onto a second page.
+        options.paper_height = Some(height_in + inch(top + bottom) + 0.05);
+        options.page_ranges = Some("1".to_string());
+    }
+    tab.print_to_pdf(Some(options)).map_err(browser_err)
+}
+
+fn screenshot(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
+    let s = &o.screenshot;
+    let format = match s.format {
+        ImageFormat::Png => Page::CaptureScreenshotFormatOption::Png,
+        ImageFormat::Jpeg => Page::CaptureScreenshotFormatOption::Jpeg,
+        ImageFormat::Webp => Page::CaptureScreenshotFormatOption::Webp,
+    };
+    let quality = if s.format == ImageFormat::Png { None } else { Some(u32::from(s.quality.unwrap_or(90))) };
+    let clip = if s.full_page {
+        let height = eval_f64(
+            tab,
+            "Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)",
+        )?
+        .clamp(1.0, 16384.0);
+        Some(Page::Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: f64::from(o.viewport_width),
+            height,
+            scale: 1.0,
+        })
+    } else {
+        None
+    };
+    let data = tab
+        .call_method(Page::CaptureScreenshot {
+            format: Some(format),
+            quality,
+            clip,
+            from_surface: Some(true),
+            capture_beyond_viewport: Some(s.full_page),
+            optimize_for_speed: None,
+        })
+        .map_err(browser_err)?
+        .data;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(browser_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_placeholders_and_escaping() {
+        let t = band_template(Some(&Band { content: "<b>Page {page} of {total_pages}</b>".into(), height: 15.0 }));
+        assert!(t.contains("&lt;b&gt;Page <span class=\"pageNumber\"></span> of <span class=\"totalPages\"></span>"));
+        assert_eq!(band_template(None), "<span></span>");
+    }
+
+    #[test]
+    fn network_errors_read_plainly() {
+        assert_eq!(
+            describe_net_error("Navigation failed: net::ERR_NAME_NOT_RESOLVED"),
+            "The host name could not be resolved (net::ERR_NAME_NOT_RESOLVED)"
+        );
+        assert!(describe_net_error("net::ERR_CONNECTION_REFUSED").starts_with("The connection was refused"));
+    }
+}

@@ -1,1 +1,134 @@
-fn main() {}
+//! `enconvert-admin`: projects, plans and keys, for operators.
+//!
+//! New keys are printed once and never stored in clear.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use enconvert_config::{Settings, telemetry};
+use enconvert_db::models::Project;
+use enconvert_db::{Conn, Db, keys, projects};
+use enconvert_domain::request::KeyKind;
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(name = "enconvert-admin", version, about = "Administer Enconvert projects and keys")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending database migrations.
+    Migrate,
+    /// Create a project and print its new private and public keys (shown once).
+    CreateProject {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+        #[arg(long, default_value = "free")]
+        plan: String,
+    },
+    /// List projects.
+    ListProjects,
+    /// Change a project's plan.
+    SetPlan {
+        /// Project id or name.
+        project: String,
+        plan: String,
+    },
+    /// Ensure the development project (plan enterprise) with ENCONVERT_DEV_API_KEY as its key.
+    EnsureDevProject {
+        #[arg(long, default_value = "dev@enconvert.localhost")]
+        owner_email: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    telemetry::init(settings.log_json);
+    let url = settings.database_url.expose_secret().to_string();
+    enconvert_db::migrate(&url, std::time::Duration::from_secs(30)).await?;
+    if matches!(cli.command, Command::Migrate) {
+        println!("migrations applied");
+        return Ok(());
+    }
+    let db = Db::new(&url, 2)?;
+    let mut conn = db.conn().await?;
+    match cli.command {
+        Command::Migrate => {}
+        Command::CreateProject { name, owner_email, plan } => {
+            if !email_address::EmailAddress::is_valid(&owner_email) {
+                bail!("--owner-email is not a valid email address");
+            }
+            if !projects::plan_exists(&mut conn, &plan).await? {
+                bail!("no plan named `{plan}`");
+            }
+            let project = projects::create_project(&mut conn, &name, &owner_email, &plan)
+                .await
+                .with_context(|| format!("could not create project `{name}` (is the name taken?)"))?;
+            println!("project {} ({}) created on plan {}", project.name, project.id, project.plan);
+            for kind in [KeyKind::Private, KeyKind::Public] {
+                let key = new_key(&mut conn, &project, kind).await?;
+                println!("{} key: {key}", kind.as_str());
+            }
+            println!("Store these keys now: they are not shown again.");
+        }
+        Command::ListProjects => {
+            for p in projects::list_projects(&mut conn).await? {
+                println!("{}\t{}\t{}\tdefault-email={}", p.id, p.name, p.plan, p.default_email_enabled);
+            }
+        }
+        Command::SetPlan { project, plan } => {
+            let p = find(&mut conn, &project).await?;
+            if !projects::plan_exists(&mut conn, &plan).await? {
+                bail!("no plan named `{plan}`");
+            }
+            projects::set_plan(&mut conn, p.id, &plan).await?;
+            println!("project {} is now on plan {plan}", p.name);
+        }
+        Command::EnsureDevProject { owner_email } => {
+            let key = settings
+                .api
+                .dev_api_key
+                .as_ref()
+                .context("ENCONVERT_DEV_API_KEY is not set")?
+                .expose_secret()
+                .to_string();
+            if keys::kind_of(&key) != Some(KeyKind::Private) {
+                bail!("ENCONVERT_DEV_API_KEY must look like sk_live_ followed by at least 12 characters");
+            }
+            let project = match projects::find_project_by_name(&mut conn, "development").await? {
+                Some(p) => p,
+                None => projects::create_project(&mut conn, "development", &owner_email, "enterprise").await?,
+            };
+            let hash = keys::hash(&key);
+            match projects::key_by_hash(&mut conn, &hash).await? {
+                Some(k) if k.project_id != project.id => bail!("ENCONVERT_DEV_API_KEY belongs to another project"),
+                Some(_) => {}
+                None => {
+                    projects::insert_key(&mut conn, project.id, KeyKind::Private.as_str(), &keys::display_prefix(&key), hash).await?;
+                }
+            }
+            println!("development project {} ready (plan {})", project.id, project.plan);
+        }
+    }
+    Ok(())
+}
+
+async fn new_key(conn: &mut Conn, project: &Project, kind: KeyKind) -> anyhow::Result<String> {
+    let (key, hash) = keys::generate(kind);
+    projects::insert_key(conn, project.id, kind.as_str(), &keys::display_prefix(&key), hash).await?;
+    Ok(key)
+}
+
+async fn find(conn: &mut Conn, id_or_name: &str) -> anyhow::Result<Project> {
+    let found = match uuid::Uuid::parse_str(id_or_name) {
+        Ok(id) => projects::find_project(conn, id).await?,
+        Err(_) => projects::find_project_by_name(conn, id_or_name).await?,
+    };
+    found.with_context(|| format!("no project `{id_or_name}`"))
+}

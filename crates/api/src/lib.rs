@@ -62,7 +62,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         storage,
         signer,
         relay_wake: relay_wake.clone(),
-        public_url: settings.api.public_url.clone(),
+        public_url: String::new(),
         env: settings.env.clone(),
         allow_private: settings.allow_private.clone(),
         max_body_bytes: settings.api.max_body_bytes,
@@ -76,6 +76,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     };
     let relay = tokio::spawn(enconvert_queue::relay::run(db, amqp, relay_wake, cancel.clone()));
 
+    let listener = std::net::TcpListener::bind(settings.api.addr)
+        .with_context(|| format!("failed to listen on {}", settings.api.addr))?;
+    let addr = listener.local_addr()?;
+    let mut state = state;
+    state.public_url = settings.api.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -92,9 +97,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     })
     .disable_signals()
     .shutdown_timeout(30)
-    .bind(settings.api.addr)
-    .with_context(|| format!("failed to listen on {}", settings.api.addr))?;
-    let addr = server.addrs().first().copied().context("the server has no address")?;
+    .listen(listener)?;
     let server = server.run();
     let handle = server.handle();
     tracing::info!(%addr, "api listening");

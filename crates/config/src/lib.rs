@@ -16,7 +16,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/enconvert"),
     ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
     ("SMTP_URL", ""),
-    ("RUST_LOG", "info"),
+    ("RUST_LOG", "info,headless_chrome=warn"),
     ("ENCONVERT_LOG_FORMAT", "text"),
     ("ENCONVERT_ENV", "dev"),
     ("ENCONVERT_API_ADDR", "127.0.0.1:8080"),
@@ -68,8 +68,9 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub addr: SocketAddr,
-    /// Base of the links the api hands out, e.g. `https://convert.example.com`.
-    pub public_url: String,
+    /// Base of the links the api hands out, e.g. `https://convert.example.com`;
+    /// `None`: `http://` and the address the api listens on.
+    pub public_url: Option<String>,
     pub signing_secret: SecretString,
     pub link_ttl: Duration,
     pub max_body_bytes: usize,
@@ -136,10 +137,7 @@ impl Settings {
     /// Reads every setting from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let addr: SocketAddr = parsed("ENCONVERT_API_ADDR")?;
-        let public_url = get("ENCONVERT_PUBLIC_URL")
-            .unwrap_or_else(|| format!("http://{addr}"))
-            .trim_end_matches('/')
-            .to_string();
+        let public_url = get("ENCONVERT_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
         let signing_secret = match get("ENCONVERT_SIGNING_SECRET") {
             Some(s) => SecretString::from(s),
             None => {
@@ -153,7 +151,9 @@ impl Settings {
                 name: "ENCONVERT_ALLOW_PRIVATE_TARGETS",
                 problem,
             })?;
-        let dashboard_url = get("ENCONVERT_DASHBOARD_URL").unwrap_or_else(|| format!("{public_url}/dashboard"));
+        let dashboard_url = get("ENCONVERT_DASHBOARD_URL").unwrap_or_else(|| {
+            format!("{}/dashboard", public_url.clone().unwrap_or_else(|| format!("http://{addr}")))
+        });
         Ok(Settings {
             database_url: SecretString::from(parsed::<String>("DATABASE_URL")?),
             amqp_url: SecretString::from(parsed::<String>("AMQP_URL")?),

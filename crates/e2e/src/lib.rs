@@ -1,1 +1,229 @@
+#![doc = include_str!("../README.md")]
+// A test harness: failing loudly is its job.
+#![expect(clippy::unwrap_used, reason = "test harness")]
 
+pub mod peers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use enconvert_config::Settings;
+use enconvert_db::{Db, keys, projects};
+use enconvert_domain::AllowList;
+use enconvert_domain::request::KeyKind;
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const RABBIT_API: &str = "http://127.0.0.1:15672/api";
+
+/// Options of a test stack.
+#[derive(Clone)]
+pub struct StackOptions {
+    pub smtp: Option<SocketAddr>,
+    pub webhook_timeout: Duration,
+    pub render_timeout: Duration,
+    pub concurrency: usize,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            smtp: None,
+            webhook_timeout: Duration::from_secs(5),
+            render_timeout: Duration::from_secs(30),
+            concurrency: 2,
+        }
+    }
+}
+
+/// The three processes running against a private database and vhost.
+pub struct Stack {
+    pub name: String,
+    pub base: String,
+    pub db: Db,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A project with its keys.
+pub struct TestProject {
+    pub id: Uuid,
+    pub private_key: String,
+    pub public_key: String,
+}
+
+async fn create_vhost(name: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    http.put(format!("{RABBIT_API}/vhosts/{name}"))
+        .basic_auth("guest", Some("guest"))
+        .json(&serde_json::json!({"default_queue_type": "quorum"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    http.put(format!("{RABBIT_API}/permissions/{name}/guest"))
+        .basic_auth("guest", Some("guest"))
+        .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Stack {
+        let name = format!("enc_t_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let mut admin = AsyncPgConnection::establish(PG_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        create_vhost(&name).await.expect("RabbitMQ management API on 127.0.0.1:15672");
+
+        let dir: PathBuf = std::env::temp_dir().join(&name);
+        let mut settings = Settings::from_env().unwrap();
+        settings.database_url = SecretString::from(format!("postgres://postgres@127.0.0.1:5432/{name}"));
+        settings.amqp_url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:5672/{name}"));
+        settings.allow_private = AllowList::parse("127.0.0.1").unwrap();
+        settings.storage_dir = dir.join("files");
+        settings.db_pool_size = 8;
+        settings.api.addr = "127.0.0.1:0".parse().unwrap();
+        settings.api.sync_timeout = Duration::from_secs(60);
+        settings.worker.render_timeout = opts.render_timeout;
+        settings.worker.concurrency = opts.concurrency;
+        settings.notifier.mail_dir = dir.join("mail");
+        settings.notifier.smtp_url = opts.smtp.map(|a| SecretString::from(format!("smtp://{a}")));
+        settings.notifier.webhook_timeout = opts.webhook_timeout;
+
+        let cancel = CancellationToken::new();
+        let api = enconvert_api::start(&settings, cancel.clone()).await.unwrap();
+        let base = format!("http://{}", api.addr);
+        let worker = enconvert_worker::start(&settings, cancel.clone()).await.unwrap();
+        let notifier = enconvert_notifier::start(&settings, cancel.clone()).await.unwrap();
+        let tasks = vec![
+            tokio::spawn(async move {
+                let _ = api.done.await;
+            }),
+            tokio::spawn(async move {
+                let _ = worker.done.await;
+            }),
+            tokio::spawn(async move {
+                let _ = notifier.done.await;
+            }),
+        ];
+        let db = Db::new(&format!("postgres://postgres@127.0.0.1:5432/{name}"), 4).unwrap();
+        Stack {
+            name,
+            base,
+            db,
+            settings,
+            http: reqwest::Client::new(),
+            cancel,
+            tasks,
+        }
+    }
+
+    /// A project on `plan` with a private and a public key.
+    pub async fn project(&self, plan: &str, owner_email: &str) -> TestProject {
+        let mut conn = self.db.conn().await.unwrap();
+        let p = projects::create_project(&mut conn, &format!("p-{}", Uuid::new_v4()), owner_email, plan)
+            .await
+            .unwrap();
+        let (private_key, h1) = keys::generate(KeyKind::Private);
+        let (public_key, h2) = keys::generate(KeyKind::Public);
+        projects::insert_key(&mut conn, p.id, "private", &keys::display_prefix(&private_key), h1).await.unwrap();
+        projects::insert_key(&mut conn, p.id, "public", &keys::display_prefix(&public_key), h2).await.unwrap();
+        TestProject { id: p.id, private_key, public_key }
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("X-API-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("X-API-Key", key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Polls a batch until it is final; panics after `within`.
+    pub async fn wait_batch(&self, key: &str, batch_id: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let body: Value = self.get(key, &format!("/v1/convert/batch/{batch_id}")).await.json().await.unwrap();
+            if body["status"] != "processing" {
+                return body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "batch {batch_id} still processing: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the processes, then drops the database and vhost.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(40), t).await;
+        }
+        drop(self.db);
+        if let Ok(mut admin) = AsyncPgConnection::establish(PG_ADMIN).await {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut admin)
+                .await;
+        }
+        let _ = reqwest::Client::new()
+            .delete(format!("{RABBIT_API}/vhosts/{}", self.name))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await;
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.name));
+    }
+}
+
+/// The text of a PDF, through poppler's `pdftotext`.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("enc-{}.pdf", Uuid::new_v4()));
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/ensure-deps.sh");
+    let _ = std::fs::remove_file(&path);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Page count and the first page's size in points, through poppler's `pdfinfo`.
+pub fn pdf_info(pdf: &[u8]) -> (u32, f64, f64) {
+    let path = std::env::temp_dir().join(format!("enc-{}.pdf", Uuid::new_v4()));
+    std::fs::write(&path, pdf).unwrap();
+    let out = std::process::Command::new("pdfinfo").arg(&path).output().expect("pdfinfo");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut pages = 0;
+    let (mut w, mut h) = (0.0, 0.0);
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("Pages:") {
+            pages = v.trim().parse().unwrap_or(0);
+        }
+        if let Some(v) = line.strip_prefix("Page size:") {
+            let parts: Vec<&str> = v.split_whitespace().collect();
+            w = parts.iter().next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            h = parts.get(2).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        }
+    }
+    (pages, w, h)
+}

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use headless_chrome::{Browser, LaunchOptions};
+use headless_chrome::{Browser, LaunchOptions, Tab};
 
 /// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
 /// to Google's services from a closed network.
@@ -29,7 +29,16 @@ const RECYCLE_AFTER: u64 = 500;
 
 struct Slot {
     browser: Arc<Browser>,
+    control: Arc<Tab>,
     jobs: u64,
+}
+
+/// A browser and its control tab (a page of the default context that lives as long as the
+/// browser; browser-level calls such as disposing a job's context go through it).
+#[derive(Clone)]
+pub struct Handle {
+    pub browser: Arc<Browser>,
+    pub control: Arc<Tab>,
 }
 
 /// A shared, lazily (re)launched browser.
@@ -66,28 +75,33 @@ impl Chrome {
     }
 
     /// The current browser, launched if there is none (blocking: call from a blocking thread).
-    pub fn get(&self) -> anyhow::Result<Arc<Browser>> {
+    pub fn get(&self) -> anyhow::Result<Handle> {
         let mut slot = self.slot.lock().map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
         if let Some(s) = slot.as_mut() {
             if s.jobs < RECYCLE_AFTER {
                 s.jobs += 1;
-                return Ok(s.browser.clone());
+                return Ok(Handle {
+                    browser: s.browser.clone(),
+                    control: s.control.clone(),
+                });
             }
             tracing::info!(jobs = s.jobs, "recycling Chromium");
         }
         // The old browser (if any) is killed when the last job holding it drops its handle.
         let browser = Arc::new(self.launch()?);
+        let control = browser.new_tab().context("failed to open the control tab")?;
         *slot = Some(Slot {
             browser: browser.clone(),
+            control: control.clone(),
             jobs: 1,
         });
-        Ok(browser)
+        Ok(Handle { browser, control })
     }
 
     /// Forgets a browser that failed, so the next job launches a fresh one.
-    pub fn discard(&self, failed: &Arc<Browser>) {
+    pub fn discard(&self, failed: &Handle) {
         if let Ok(mut slot) = self.slot.lock() {
-            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.browser, failed)) {
+            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.browser, &failed.browser)) {
                 tracing::warn!("discarding a failed Chromium");
                 *slot = None;
             }

@@ -7,7 +7,9 @@ use base64::Engine;
 use enconvert_domain::request::{Band, ImageFormat, OutputKind, RenderOptions};
 use headless_chrome::protocol::cdp::{Emulation, Network, Page, Target};
 use headless_chrome::types::PrintToPdfOptions;
-use headless_chrome::{Browser, Tab};
+use headless_chrome::Tab;
+
+use crate::browser::Handle;
 
 /// Why a render did not produce a file.
 #[derive(Debug, thiserror::Error)]
@@ -97,13 +99,13 @@ const SCROLL_JS: &str = r#"(async () => {
 
 /// Renders `url` with `options`; the tab and its browser context are closed afterwards.
 pub fn render(
-    browser: &Browser,
+    browser: &Handle,
     url: &str,
     options: &RenderOptions,
     deadline: Instant,
     slot: &TabSlot,
 ) -> Result<Vec<u8>> {
-    let context = browser.new_context().map_err(browser_err)?;
+    let context = browser.browser.new_context().map_err(browser_err)?;
     let context_id = context.get_id().to_string();
     let tab = context.new_tab().map_err(browser_err)?;
     if let Ok(mut s) = slot.lock() {
@@ -112,9 +114,11 @@ pub fn render(
     let result = render_in(&tab, url, options, deadline);
     let _ = tab.close(false);
     // Disposing the context drops its cookies, storage and cache with it.
-    let _ = tab.call_method(Target::DisposeBrowserContext {
+    if let Err(e) = browser.control.call_method(Target::DisposeBrowserContext {
         browser_context_id: context_id,
-    });
+    }) {
+        tracing::warn!(error = %e, "could not dispose a browser context");
+    }
     if let Ok(mut s) = slot.lock() {
         *s = None;
     }

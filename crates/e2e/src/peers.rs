@@ -1,0 +1,222 @@
+//! Real peers on loopback: a web server for the pages, an HTTP receiver for webhooks and an
+//! SMTP server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+/// A request a peer received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// What a route answers.
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn html(body: &str) -> Self {
+        Reply { status: 200, content_type: "text/html; charset=utf-8", body: body.as_bytes().to_vec(), delay: Duration::ZERO }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply { status, content_type: "text/plain", body: format!("status {status}").into_bytes(), delay: Duration::ZERO }
+    }
+}
+
+type Routes = Arc<Mutex<HashMap<String, Vec<Reply>>>>;
+
+/// An HTTP server on 127.0.0.1 that answers each path with configured replies (the last
+/// one repeats) and records every request.
+#[derive(Clone)]
+pub struct HttpPeer {
+    pub addr: SocketAddr,
+    routes: Routes,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl HttpPeer {
+    pub async fn start() -> HttpPeer {
+        let routes: Routes = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (r, s) = (routes.clone(), seen.clone());
+        let server = HttpServer::new(move || {
+            let (r, s) = (r.clone(), s.clone());
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let (r, s) = (r.clone(), s.clone());
+                async move {
+                    let headers = req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect();
+                    s.lock().expect("lock").push(Seen {
+                        method: req.method().to_string(),
+                        path: req.path().to_string(),
+                        headers,
+                        body: body.to_vec(),
+                    });
+                    let reply = {
+                        let mut routes = r.lock().expect("lock");
+                        match routes.get_mut(req.path()) {
+                            Some(list) if list.len() > 1 => Some(list.remove(0)),
+                            Some(list) => list.first().cloned(),
+                            None => None,
+                        }
+                    };
+                    match reply {
+                        Some(reply) => {
+                            if !reply.delay.is_zero() {
+                                tokio::time::sleep(reply.delay).await;
+                            }
+                            HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).expect("status"))
+                                .content_type(reply.content_type)
+                                .body(reply.body)
+                        }
+                        None => HttpResponse::NotFound().body("not found"),
+                    }
+                }
+            }))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .expect("bind");
+        let addr = server.addrs()[0];
+        tokio::spawn(server.run());
+        HttpPeer { addr, routes, seen }
+    }
+
+    /// Answers `path` with `replies` in turn, the last one from then on.
+    pub fn route(&self, path: &str, replies: Vec<Reply>) {
+        self.routes.lock().expect("lock").insert(path.to_string(), replies);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        self.seen.lock().expect("lock").iter().filter(|s| s.path == path).cloned().collect()
+    }
+
+    /// Waits until `path` has received `n` requests.
+    pub async fn wait_for(&self, path: &str, n: usize, within: Duration) -> Vec<Seen> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let seen = self.seen(path);
+            if seen.len() >= n || tokio::time::Instant::now() >= deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A received email.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub rcpt: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+impl Mail {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(&self.raw).expect("a parsable email")
+    }
+
+    pub fn subject(&self) -> String {
+        self.parsed().subject().unwrap_or_default().to_string()
+    }
+
+    pub fn html(&self) -> String {
+        self.parsed().body_html(0).map(|s| s.into_owned()).unwrap_or_default()
+    }
+
+    pub fn text(&self) -> String {
+        self.parsed().body_text(0).map(|s| s.into_owned()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Default)]
+struct SmtpHandler {
+    current: Mail,
+    inbox: Arc<Mutex<Vec<Mail>>>,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Mail { rcpt: Vec::new(), raw: Vec::new() }
+    }
+}
+
+impl mailin_embedded::Handler for SmtpHandler {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> mailin_embedded::Response {
+        self.current = Mail::default();
+        mailin_embedded::response::OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        self.current.rcpt.push(to.to_string());
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.raw.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        self.inbox.lock().expect("lock").push(std::mem::take(&mut self.current));
+        mailin_embedded::response::OK
+    }
+}
+
+/// An SMTP server (mailin-embedded) on 127.0.0.1 that keeps what it receives.
+#[derive(Clone)]
+pub struct SmtpPeer {
+    pub addr: SocketAddr,
+    inbox: Arc<Mutex<Vec<Mail>>>,
+}
+
+impl SmtpPeer {
+    pub fn start() -> SmtpPeer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let inbox: Arc<Mutex<Vec<Mail>>> = Arc::default();
+        let handler = SmtpHandler { current: Mail::default(), inbox: inbox.clone() };
+        let mut server = mailin_embedded::Server::new(handler);
+        server.with_name("smtp.test").with_num_threads(2).with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        SmtpPeer { addr, inbox }
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        self.inbox.lock().expect("lock").clone()
+    }
+
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Mail> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let mails = self.mails();
+            if mails.len() >= n || tokio::time::Instant::now() >= deadline {
+                return mails;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the service and its tests need and starts the local services that are down.
+# Idempotent; used by `make run`, `make test` and CI.
+set -euo pipefail
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
+fc-list 2>/dev/null | grep -qi dejavu || need_apt+=(fonts-dejavu-core)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  echo "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 -q || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+# RabbitMQ
+port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+if ! port_open 5672; then
+  echo "starting RabbitMQ"
+  command -v rabbitmq-server >/dev/null 2>&1 && rabbitmq-server -detached || true
+  for _ in $(seq 1 60); do port_open 5672 && break; sleep 1; done
+fi
+port_open 5672 || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
+# The management UI operators watch (best effort: not needed by the tests).
+if command -v rabbitmq-plugins >/dev/null 2>&1 && ! port_open 15672; then
+  rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+fi
+exit 0

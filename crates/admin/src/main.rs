@@ -11,7 +11,11 @@ use enconvert_domain::request::KeyKind;
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
-#[command(name = "enconvert-admin", version, about = "Administer Enconvert projects and keys")]
+#[command(
+    name = "enconvert-admin",
+    version,
+    about = "Administer Enconvert projects and keys"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,7 +64,11 @@ async fn main() -> anyhow::Result<()> {
     let mut conn = db.conn().await?;
     match cli.command {
         Command::Migrate => {}
-        Command::CreateProject { name, owner_email, plan } => {
+        Command::CreateProject {
+            name,
+            owner_email,
+            plan,
+        } => {
             if !email_address::EmailAddress::is_valid(&owner_email) {
                 bail!("--owner-email is not a valid email address");
             }
@@ -69,8 +77,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let project = projects::create_project(&mut conn, &name, &owner_email, &plan)
                 .await
-                .with_context(|| format!("could not create project `{name}` (is the name taken?)"))?;
-            println!("project {} ({}) created on plan {}", project.name, project.id, project.plan);
+                .with_context(|| {
+                    format!("could not create project `{name}` (is the name taken?)")
+                })?;
+            println!(
+                "project {} ({}) created on plan {}",
+                project.name, project.id, project.plan
+            );
             for kind in [KeyKind::Private, KeyKind::Public] {
                 let key = new_key(&mut conn, &project, kind).await?;
                 println!("{} key: {key}", kind.as_str());
@@ -79,7 +92,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::ListProjects => {
             for p in projects::list_projects(&mut conn).await? {
-                println!("{}\t{}\t{}\tdefault-email={}", p.id, p.name, p.plan, p.default_email_enabled);
+                println!(
+                    "{}\t{}\t{}\tdefault-email={}",
+                    p.id, p.name, p.plan, p.default_email_enabled
+                );
             }
         }
         Command::SetPlan { project, plan } => {
@@ -99,21 +115,38 @@ async fn main() -> anyhow::Result<()> {
                 .expose_secret()
                 .to_string();
             if keys::kind_of(&key) != Some(KeyKind::Private) {
-                bail!("ENCONVERT_DEV_API_KEY must look like sk_live_ followed by at least 12 characters");
+                bail!(
+                    "ENCONVERT_DEV_API_KEY must look like sk_live_ followed by at least 12 characters"
+                );
             }
             let project = match projects::find_project_by_name(&mut conn, "development").await? {
                 Some(p) => p,
-                None => projects::create_project(&mut conn, "development", &owner_email, "enterprise").await?,
+                None => {
+                    projects::create_project(&mut conn, "development", &owner_email, "enterprise")
+                        .await?
+                }
             };
             let hash = keys::hash(&key);
             match projects::key_by_hash(&mut conn, &hash).await? {
-                Some(k) if k.project_id != project.id => bail!("ENCONVERT_DEV_API_KEY belongs to another project"),
+                Some(k) if k.project_id != project.id => {
+                    bail!("ENCONVERT_DEV_API_KEY belongs to another project")
+                }
                 Some(_) => {}
                 None => {
-                    projects::insert_key(&mut conn, project.id, KeyKind::Private.as_str(), &keys::display_prefix(&key), hash).await?;
+                    projects::insert_key(
+                        &mut conn,
+                        project.id,
+                        KeyKind::Private.as_str(),
+                        &keys::display_prefix(&key),
+                        hash,
+                    )
+                    .await?;
                 }
             }
-            println!("development project {} ready (plan {})", project.id, project.plan);
+            println!(
+                "development project {} ready (plan {})",
+                project.id, project.plan
+            );
         }
     }
     Ok(())
@@ -121,7 +154,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn new_key(conn: &mut Conn, project: &Project, kind: KeyKind) -> anyhow::Result<String> {
     let (key, hash) = keys::generate(kind);
-    projects::insert_key(conn, project.id, kind.as_str(), &keys::display_prefix(&key), hash).await?;
+    projects::insert_key(
+        conn,
+        project.id,
+        kind.as_str(),
+        &keys::display_prefix(&key),
+        hash,
+    )
+    .await?;
     Ok(key)
 }
 

@@ -24,7 +24,9 @@ pub enum ApiError {
     Gone { detail: &'static str },
     #[error("The conversion failed: {0}")]
     ConversionFailed(String),
-    #[error("The conversion is taking longer than {0} seconds; it goes on, poll /v1/convert/status/{1}.")]
+    #[error(
+        "The conversion is taking longer than {0} seconds; it goes on, poll /v1/convert/status/{1}."
+    )]
     SyncTimeout(u64, String),
     #[error("The service is temporarily unavailable; retry shortly.")]
     Unavailable,

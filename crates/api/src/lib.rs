@@ -35,8 +35,14 @@ pub struct Running {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
-        .route("/v1/convert/url-to-pdf", web::post().to(convert::url_to_pdf))
-        .route("/v1/convert/url-to-screenshot", web::post().to(convert::url_to_screenshot))
+        .route(
+            "/v1/convert/url-to-pdf",
+            web::post().to(convert::url_to_pdf),
+        )
+        .route(
+            "/v1/convert/url-to-screenshot",
+            web::post().to(convert::url_to_screenshot),
+        )
         .route("/v1/convert/batch/{batch_id}", web::get().to(status::batch))
         .route("/v1/convert/status/{job_id}", web::get().to(status::job))
         .route("/v1/files/{key:.*}", web::get().to(files::download));
@@ -49,13 +55,22 @@ async fn not_found() -> HttpResponse {
 /// Applies migrations, starts the outbox relay and the HTTP server; stops both when
 /// `cancel` fires.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
-    enconvert_db::migrate(settings.database_url.expose_secret(), std::time::Duration::from_secs(60)).await?;
+    enconvert_db::migrate(
+        settings.database_url.expose_secret(),
+        std::time::Duration::from_secs(60),
+    )
+    .await?;
     let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
     let storage = Storage::local(&settings.storage_dir).context("failed to open the file store")?;
     if std::env::var("ENCONVERT_SIGNING_SECRET").map_or(true, |v| v.trim().is_empty()) {
-        tracing::warn!("ENCONVERT_SIGNING_SECRET is not set: download links only work against this api process");
+        tracing::warn!(
+            "ENCONVERT_SIGNING_SECRET is not set: download links only work against this api process"
+        );
     }
-    let signer = LinkSigner::new(settings.api.signing_secret.expose_secret().as_bytes(), settings.api.link_ttl);
+    let signer = LinkSigner::new(
+        settings.api.signing_secret.expose_secret().as_bytes(),
+        settings.api.link_ttl,
+    );
     let relay_wake = Arc::new(Notify::new());
     let state = AppState {
         db: db.clone(),
@@ -74,22 +89,37 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         connection_name: enconvert_queue::process_label("api"),
         delivery_limit: settings.delivery_limit,
     };
-    let relay = tokio::spawn(enconvert_queue::relay::run(db, amqp, relay_wake, cancel.clone()));
+    let relay = tokio::spawn(enconvert_queue::relay::run(
+        db,
+        amqp,
+        relay_wake,
+        cancel.clone(),
+    ));
 
     let listener = std::net::TcpListener::bind(settings.api.addr)
         .with_context(|| format!("failed to listen on {}", settings.api.addr))?;
     let addr = listener.local_addr()?;
     let mut state = state;
-    state.public_url = settings.api.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    state.public_url = settings
+        .api
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::Invalid { detail: format!("Invalid path: {e}") }.into()
+                ApiError::Invalid {
+                    detail: format!("Invalid path: {e}"),
+                }
+                .into()
             }))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError::Invalid { detail: format!("Invalid query: {e}") }.into()
+                ApiError::Invalid {
+                    detail: format!("Invalid query: {e}"),
+                }
+                .into()
             }))
             .wrap(tracing_actix())
             .configure(configure)

@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 /// Every environment variable the processes read, with its default (empty: unset).
 /// `.env.example` documents each; a test keeps the two in step.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/enconvert"),
+    (
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/enconvert",
+    ),
     ("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
     ("SMTP_URL", ""),
     ("RUST_LOG", "info,headless_chrome=warn"),
@@ -34,7 +37,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
     ("ENCONVERT_MAIL_DIR", "./data/mail"),
-    ("ENCONVERT_MAIL_FROM", "Enconvert <noreply@enconvert.localhost>"),
+    (
+        "ENCONVERT_MAIL_FROM",
+        "Enconvert <noreply@enconvert.localhost>",
+    ),
     ("ENCONVERT_DASHBOARD_URL", ""),
     ("ENCONVERT_WEBHOOK_TIMEOUT_SECS", "30"),
     ("ENCONVERT_NOTIFIER_CONCURRENCY", "16"),
@@ -146,13 +152,20 @@ impl Settings {
                 SecretString::from(hex::encode(bytes))
             }
         };
-        let allow_private = AllowList::parse(&get("ENCONVERT_ALLOW_PRIVATE_TARGETS").unwrap_or_default())
-            .map_err(|problem| ConfigError {
-                name: "ENCONVERT_ALLOW_PRIVATE_TARGETS",
-                problem,
-            })?;
+        let allow_private = AllowList::parse(
+            &get("ENCONVERT_ALLOW_PRIVATE_TARGETS").unwrap_or_default(),
+        )
+        .map_err(|problem| ConfigError {
+            name: "ENCONVERT_ALLOW_PRIVATE_TARGETS",
+            problem,
+        })?;
         let dashboard_url = get("ENCONVERT_DASHBOARD_URL").unwrap_or_else(|| {
-            format!("{}/dashboard", public_url.clone().unwrap_or_else(|| format!("http://{addr}")))
+            format!(
+                "{}/dashboard",
+                public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}"))
+            )
         });
         Ok(Settings {
             database_url: SecretString::from(parsed::<String>("DATABASE_URL")?),
@@ -240,8 +253,15 @@ mod tests {
                 .lines()
                 .find(|l| l.trim_start_matches("# ").starts_with(&format!("{name}=")))
                 .unwrap_or_else(|| panic!("{name} is read but not in .env.example"));
-            let documented = line.trim_start_matches("# ").split_once('=').map(|(_, v)| v).unwrap_or("");
-            assert_eq!(documented, *default, "{name}: .env.example and the code disagree on the default");
+            let documented = line
+                .trim_start_matches("# ")
+                .split_once('=')
+                .map(|(_, v)| v)
+                .unwrap_or("");
+            assert_eq!(
+                documented, *default,
+                "{name}: .env.example and the code disagree on the default"
+            );
         }
     }
 
@@ -252,12 +272,21 @@ mod tests {
         for (i, _) in src.match_indices("get(\"") {
             let rest = &src[i + 5..];
             let name = &rest[..rest.find('"').unwrap_or(0)];
-            assert!(VARIABLES.iter().any(|(n, _)| *n == name), "{name} is read but not listed");
+            assert!(
+                VARIABLES.iter().any(|(n, _)| *n == name),
+                "{name} is read but not listed"
+            );
         }
-        for (i, _) in src.match_indices("parsed(\"").chain(src.match_indices("positive(\"")) {
+        for (i, _) in src
+            .match_indices("parsed(\"")
+            .chain(src.match_indices("positive(\""))
+        {
             let rest = &src[src[i..].find('"').map_or(0, |j| i + j + 1)..];
             let name = &rest[..rest.find('"').unwrap_or(0)];
-            assert!(VARIABLES.iter().any(|(n, _)| *n == name), "{name} is read but not listed");
+            assert!(
+                VARIABLES.iter().any(|(n, _)| *n == name),
+                "{name} is read but not listed"
+            );
         }
     }
 }

@@ -7,7 +7,8 @@ use tracing_subscriber::fmt;
 
 /// Initialises the global subscriber. Safe to call more than once (tests do).
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,headless_chrome=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,headless_chrome=warn"));
     let result = if json {
         fmt()
             .json()

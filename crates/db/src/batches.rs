@@ -1,8 +1,8 @@
 //! Batches as the api writes and reads them.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
 use diesel_async::scoped_futures::ScopedFutureExt;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::models::{Batch, Job, OutboxMessage};
@@ -51,7 +51,11 @@ pub async fn create(
 }
 
 /// True when the project already has a job with this client-chosen id.
-pub async fn client_job_id_taken(conn: &mut Conn, project_id: Uuid, id: &str) -> Result<bool, DbError> {
+pub async fn client_job_id_taken(
+    conn: &mut Conn,
+    project_id: Uuid,
+    id: &str,
+) -> Result<bool, DbError> {
     let n: i64 = jobs::table
         .filter(jobs::project_id.eq(project_id))
         .filter(jobs::client_job_id.eq(id))
@@ -62,7 +66,11 @@ pub async fn client_job_id_taken(conn: &mut Conn, project_id: Uuid, id: &str) ->
 }
 
 /// A batch of this project, or `None` (unknown and foreign batches look the same).
-pub async fn find(conn: &mut Conn, project_id: Uuid, batch_id: Uuid) -> Result<Option<Batch>, DbError> {
+pub async fn find(
+    conn: &mut Conn,
+    project_id: Uuid,
+    batch_id: Uuid,
+) -> Result<Option<Batch>, DbError> {
     Ok(batches::table
         .filter(batches::id.eq(batch_id))
         .filter(batches::project_id.eq(project_id))
@@ -92,7 +100,11 @@ pub async fn jobs_of(conn: &mut Conn, batch_id: Uuid) -> Result<Vec<Job>, DbErro
 }
 
 /// A job of this project by the id clients see: their `job_id`, else our UUID.
-pub async fn find_job(conn: &mut Conn, project_id: Uuid, public_id: &str) -> Result<Option<Job>, DbError> {
+pub async fn find_job(
+    conn: &mut Conn,
+    project_id: Uuid,
+    public_id: &str,
+) -> Result<Option<Job>, DbError> {
     let by_client = jobs::table
         .filter(jobs::project_id.eq(project_id))
         .filter(jobs::client_job_id.eq(public_id))

@@ -21,9 +21,9 @@ pub async fn claim(
     let now = Utc::now();
     let job: Option<Job> = diesel::update(jobs::table.find(job_id))
         .filter(
-            jobs::status.eq("queued").or(jobs::status
-                .eq("rendering")
-                .and(jobs::lease_until.lt(now))),
+            jobs::status
+                .eq("queued")
+                .or(jobs::status.eq("rendering").and(jobs::lease_until.lt(now))),
         )
         .set((
             jobs::status.eq("rendering"),
@@ -91,9 +91,17 @@ where
                 .filter(jobs::status.eq("rendering"))
                 .filter(jobs::attempts.eq(attempt));
             let (status, object_key, filename, file_size, error) = match outcome {
-                Outcome::Success { object_key, filename, file_size } => {
-                    ("success", Some(object_key), Some(filename), Some(file_size), None)
-                }
+                Outcome::Success {
+                    object_key,
+                    filename,
+                    file_size,
+                } => (
+                    "success",
+                    Some(object_key),
+                    Some(filename),
+                    Some(file_size),
+                    None,
+                ),
                 Outcome::Failed { error } => ("failed", None, None, None, Some(error)),
             };
             let job: Option<Job> = diesel::update(ours)
@@ -135,7 +143,11 @@ where
             } else {
                 batch
             };
-            let finished = Finished { job, batch, batch_done };
+            let finished = Finished {
+                job,
+                batch,
+                batch_done,
+            };
             outbox::insert(conn, &announce(&finished)).await?;
             Ok(Some(finished))
         }
@@ -153,7 +165,10 @@ pub async fn release(conn: &mut Conn, job_id: Uuid, attempt: i32) -> Result<bool
             .filter(jobs::status.eq("rendering"))
             .filter(jobs::attempts.eq(attempt)),
     )
-    .set((jobs::status.eq("queued"), jobs::lease_until.eq(None::<DateTime<Utc>>)))
+    .set((
+        jobs::status.eq("queued"),
+        jobs::lease_until.eq(None::<DateTime<Utc>>),
+    ))
     .execute(conn)
     .await?;
     Ok(n == 1)

@@ -108,7 +108,10 @@ pub async fn migrate(url: &str, patience: Duration) -> anyhow::Result<()> {
             let mut conn: AsyncConnectionWrapper<AsyncPgConnection> =
                 diesel::Connection::establish(&url)?;
             // Every process migrates at start-up; the lock makes concurrent starts take turns.
-            diesel::RunQueryDsl::execute(diesel::sql_query("SELECT pg_advisory_lock(72426001)"), &mut conn)?;
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query("SELECT pg_advisory_lock(72426001)"),
+                &mut conn,
+            )?;
             let applied = conn
                 .run_pending_migrations(MIGRATIONS)
                 .map_err(|e| anyhow::anyhow!("failed to apply migrations: {e}"))?;

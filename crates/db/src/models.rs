@@ -138,17 +138,21 @@ pub struct Job {
 
 impl Job {
     pub fn status(&self) -> enconvert_domain::JobStatus {
-        enconvert_domain::JobStatus::parse(&self.status).unwrap_or(enconvert_domain::JobStatus::Queued)
+        enconvert_domain::JobStatus::parse(&self.status)
+            .unwrap_or(enconvert_domain::JobStatus::Queued)
     }
 
     /// The id clients see: theirs when they chose one, else ours.
     pub fn public_id(&self) -> String {
-        self.client_job_id.clone().unwrap_or_else(|| self.id.to_string())
+        self.client_job_id
+            .clone()
+            .unwrap_or_else(|| self.id.to_string())
     }
 
     /// Seconds as the seed writes them, e.g. `"3.12"`.
     pub fn duration_text(&self) -> Option<String> {
-        self.duration_ms.map(|ms| format!("{:.2}", f64::from(ms) / 1000.0))
+        self.duration_ms
+            .map(|ms| format!("{:.2}", f64::from(ms) / 1000.0))
     }
 
     /// A job row as the api writes it at submit time.

@@ -23,7 +23,11 @@ pub async fn authenticate(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<Cal
         .inner_join(projects::table.inner_join(plans::table))
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
-        .select((ApiKey::as_select(), Project::as_select(), PlanRow::as_select()))
+        .select((
+            ApiKey::as_select(),
+            Project::as_select(),
+            PlanRow::as_select(),
+        ))
         .first::<(ApiKey, Project, PlanRow)>(conn)
         .await
         .optional()?;

@@ -57,7 +57,9 @@ impl AllowList {
             {
                 list.hosts.push(item.to_ascii_lowercase());
             } else {
-                return Err(format!("`{item}` is neither a host name, an IP address nor a CIDR"));
+                return Err(format!(
+                    "`{item}` is neither a host name, an IP address nor a CIDR"
+                ));
             }
         }
         Ok(list)
@@ -72,7 +74,7 @@ impl AllowList {
     /// True when the host name is listed.
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts.iter().any(|h| *h == host)
+        self.hosts.contains(&host)
     }
 
     /// True when the address may be connected to: public, or explicitly allowed.
@@ -361,7 +363,10 @@ mod tests {
             assert!(SourceUrl::parse(u, &allow).is_ok(), "{u} should be allowed");
         }
         for u in ["http://127.0.0.2/", "http://10.2.0.1/", "http://localhost/"] {
-            assert!(SourceUrl::parse(u, &allow).is_err(), "{u} should be refused");
+            assert!(
+                SourceUrl::parse(u, &allow).is_err(),
+                "{u} should be refused"
+            );
         }
         assert!(AllowList::parse("bad host!").is_err());
     }

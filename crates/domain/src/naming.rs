@@ -22,7 +22,13 @@ pub fn stem_from_url(url: &Url) -> String {
     };
     let stem: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
     if stem.trim_matches('_').is_empty() {
@@ -43,16 +49,30 @@ pub fn object_key(env: &str, project_id: Uuid, endpoint: Endpoint, filename: &st
 }
 
 /// A ZIP entry name for a page, derived from its URL path, unique within `taken`.
-pub fn zip_entry_name(url: &Url, ext: &str, taken: &mut std::collections::HashSet<String>) -> String {
+pub fn zip_entry_name(
+    url: &Url,
+    ext: &str,
+    taken: &mut std::collections::HashSet<String>,
+) -> String {
     let path = url.path().trim_matches('/');
     let base: String = if path.is_empty() {
         "index".to_string()
     } else {
         let p = path.rsplit_once('.').map_or(path, |(stem, e)| {
-            if e.len() <= 5 && !e.contains('/') { stem } else { path }
+            if e.len() <= 5 && !e.contains('/') {
+                stem
+            } else {
+                path
+            }
         });
         p.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(150)
             .collect()
     };
@@ -94,9 +114,21 @@ mod tests {
     #[test]
     fn zip_entries_do_not_collide() {
         let mut taken = Default::default();
-        assert_eq!(zip_entry_name(&url("https://a.example/"), "pdf", &mut taken), "index.pdf");
-        assert_eq!(zip_entry_name(&url("https://a.example/docs/intro.html"), "pdf", &mut taken), "docs_intro.pdf");
-        assert_eq!(zip_entry_name(&url("https://a.example/docs/intro"), "pdf", &mut taken), "docs_intro_2.pdf");
-        assert_eq!(zip_entry_name(&url("https://a.example/?page=2"), "pdf", &mut taken), "index_2.pdf");
+        assert_eq!(
+            zip_entry_name(&url("https://a.example/"), "pdf", &mut taken),
+            "index.pdf"
+        );
+        assert_eq!(
+            zip_entry_name(&url("https://a.example/docs/intro.html"), "pdf", &mut taken),
+            "docs_intro.pdf"
+        );
+        assert_eq!(
+            zip_entry_name(&url("https://a.example/docs/intro"), "pdf", &mut taken),
+            "docs_intro_2.pdf"
+        );
+        assert_eq!(
+            zip_entry_name(&url("https://a.example/?page=2"), "pdf", &mut taken),
+            "index_2.pdf"
+        );
     }
 }

@@ -41,7 +41,12 @@ pub struct EmailContent {
 
 impl EmailContent {
     /// The email for one job of an individual-mode batch: job ID and status, no table.
-    pub fn for_job(job_id: &str, batch_id: Option<&str>, success: bool, dashboard_url: &str) -> Self {
+    pub fn for_job(
+        job_id: &str,
+        batch_id: Option<&str>,
+        success: bool,
+        dashboard_url: &str,
+    ) -> Self {
         let status_text = if success { "success" } else { "failed" };
         EmailContent {
             subject: if success {
@@ -114,7 +119,11 @@ mod tests {
     #[test]
     fn zip_email_lists_every_task() {
         let tasks = vec![
-            ("https://a.example/1".to_string(), true, Some("1.pdf".to_string())),
+            (
+                "https://a.example/1".to_string(),
+                true,
+                Some("1.pdf".to_string()),
+            ),
             ("https://a.example/2".to_string(), false, None),
         ];
         let c = EmailContent::for_zip_batch("b1", true, "https://dash", &tasks);

@@ -111,7 +111,15 @@ impl Plan {
             p("free", false, false, Discovery::None, 1, (10, 5), 1),
             p("starter", true, false, Discovery::Sitemap, 25, (60, 25), 24),
             p("pro", true, true, Discovery::Full, 100, (300, 75), 72),
-            p("enterprise", true, true, Discovery::Full, 1000, (1000, 150), 168),
+            p(
+                "enterprise",
+                true,
+                true,
+                Discovery::Full,
+                1000,
+                (1000, 150),
+                168,
+            ),
         ]
     }
 }
@@ -151,6 +159,8 @@ mod tests {
     #[test]
     fn refusal_names_the_feature() {
         let d = plan("starter").refusal(Feature::Webhooks);
-        assert!(d.starts_with("Webhook callbacks (callback_url) is not available on your current plan"));
+        assert!(
+            d.starts_with("Webhook callbacks (callback_url) is not available on your current plan")
+        );
     }
 }

@@ -226,7 +226,10 @@ pub fn parse_body(body: &[u8]) -> Result<RawConvertRequest, InvalidRequest> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." {
-            InvalidRequest::new("body", format!("The request body is not valid JSON: {inner}"))
+            InvalidRequest::new(
+                "body",
+                format!("The request body is not valid JSON: {inner}"),
+            )
         } else {
             InvalidRequest::new(&path, format!("Invalid value for `{path}`: {inner}"))
         }
@@ -406,7 +409,10 @@ fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
 ) -> Result<T, InvalidRequest> {
     let v = value.unwrap_or(default);
     if v < min || v > max {
-        return Err(bad(field, format!("`{field}` must be between {min} and {max}")));
+        return Err(bad(
+            field,
+            format!("`{field}` must be between {min} and {max}"),
+        ));
     }
     Ok(v)
 }
@@ -486,7 +492,8 @@ impl RawConvertRequest {
             ));
         }
 
-        let async_mode = endpoint.is_website() || urls.len() > 1 || self.async_mode.unwrap_or(false);
+        let async_mode =
+            endpoint.is_website() || urls.len() > 1 || self.async_mode.unwrap_or(false);
         let direct_download = self.direct_download.unwrap_or(false);
         if direct_download && async_mode {
             return Err(bad(
@@ -498,17 +505,20 @@ impl RawConvertRequest {
         let output_filename = match self.output_filename.as_deref() {
             None => None,
             Some(name) => Some(sanitize_filename_stem(name).ok_or_else(|| {
-                bad("output_filename", "`output_filename` has no usable characters")
+                bad(
+                    "output_filename",
+                    "`output_filename` has no usable characters",
+                )
             })?),
         };
 
-        if let Some(id) = &self.job_id {
-            if !valid_job_id(id) {
-                return Err(bad(
-                    "job_id",
-                    "`job_id` must be 1 to 64 characters of letters, digits, `_` and `-`",
-                ));
-            }
+        if let Some(id) = &self.job_id
+            && !valid_job_id(id)
+        {
+            return Err(bad(
+                "job_id",
+                "`job_id` must be 1 to 64 characters of letters, digits, `_` and `-`",
+            ));
         }
 
         let notification_email = match self.notification_email.as_deref().map(str::trim) {
@@ -583,7 +593,11 @@ impl RawConvertRequest {
         })
     }
 
-    fn parse_urls(&self, endpoint: Endpoint, allow: &AllowList) -> Result<Vec<SourceUrl>, InvalidRequest> {
+    fn parse_urls(
+        &self,
+        endpoint: Endpoint,
+        allow: &AllowList,
+    ) -> Result<Vec<SourceUrl>, InvalidRequest> {
         let raw: Vec<&str> = match &self.url {
             None | Some(Value::Null) => return Err(bad("url", "`url` is required")),
             Some(Value::String(s)) => vec![s.as_str()],
@@ -617,7 +631,11 @@ impl RawConvertRequest {
             .enumerate()
             .map(|(i, u)| {
                 SourceUrl::parse(u, allow).map_err(|e| {
-                    let name = if raw.len() > 1 { format!("url[{i}]") } else { "url".to_string() };
+                    let name = if raw.len() > 1 {
+                        format!("url[{i}]")
+                    } else {
+                        "url".to_string()
+                    };
                     bad("url", format!("`{name}` {e}"))
                 })
             })
@@ -630,7 +648,10 @@ impl RawConvertRequest {
         let wait_for_selector = match self.wait_for_selector.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(s) if s.len() > 1000 => {
-                return Err(bad("wait_for_selector", "`wait_for_selector` is longer than 1000 characters"));
+                return Err(bad(
+                    "wait_for_selector",
+                    "`wait_for_selector` is longer than 1000 characters",
+                ));
             }
             Some(s) => Some(s.to_string()),
         };
@@ -644,7 +665,10 @@ impl RawConvertRequest {
 
         if let Some(auth) = &self.auth {
             if auth.username.is_empty() || auth.username.len() > 256 || auth.password.len() > 256 {
-                return Err(bad("auth", "`auth.username` (1 to 256 characters) and `auth.password` (at most 256) are required"));
+                return Err(bad(
+                    "auth",
+                    "`auth.username` (1 to 256 characters) and `auth.password` (at most 256) are required",
+                ));
             }
             if auth.username.contains(':') {
                 return Err(bad("auth", "`auth.username` must not contain `:`"));
@@ -656,15 +680,26 @@ impl RawConvertRequest {
         }
         for (i, c) in cookies.iter().enumerate() {
             if c.name.is_empty() || c.name.len() > 256 || c.value.len() > 4096 {
-                return Err(bad("cookies", format!("`cookies[{i}]` needs a name (at most 256 characters) and a value of at most 4096")));
+                return Err(bad(
+                    "cookies",
+                    format!(
+                        "`cookies[{i}]` needs a name (at most 256 characters) and a value of at most 4096"
+                    ),
+                ));
             }
             if c.domain.is_none() && c.url.is_none() {
-                return Err(bad("cookies", format!("`cookies[{i}]` needs `domain` or `url`")));
+                return Err(bad(
+                    "cookies",
+                    format!("`cookies[{i}]` needs `domain` or `url`"),
+                ));
             }
-            if let Some(s) = &c.same_site {
-                if !["Strict", "Lax", "None"].contains(&s.as_str()) {
-                    return Err(bad("cookies", format!("`cookies[{i}].sameSite` must be Strict, Lax or None")));
-                }
+            if let Some(s) = &c.same_site
+                && !["Strict", "Lax", "None"].contains(&s.as_str())
+            {
+                return Err(bad(
+                    "cookies",
+                    format!("`cookies[{i}].sameSite` must be Strict, Lax or None"),
+                ));
             }
         }
         let headers = self.headers.clone().unwrap_or_default();
@@ -674,15 +709,26 @@ impl RawConvertRequest {
         for (name, value) in &headers {
             let lower = name.to_ascii_lowercase();
             let token = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !token || value.len() > 8192 || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                return Err(bad("headers", format!("`headers.{name}` is not a valid header")));
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token
+                || value.len() > 8192
+                || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+            {
+                return Err(bad(
+                    "headers",
+                    format!("`headers.{name}` is not a valid header"),
+                ));
             }
             if HOP_BY_HOP.contains(&lower.as_str()) {
                 return Err(bad("headers", format!("`headers.{name}` may not be set")));
             }
             if lower == "authorization" && self.auth.is_some() {
-                return Err(bad("headers", "`auth` and an `Authorization` header cannot be used together"));
+                return Err(bad(
+                    "headers",
+                    "`auth` and an `Authorization` header cannot be used together",
+                ));
             }
         }
 
@@ -696,7 +742,10 @@ impl RawConvertRequest {
         match (raw_pdf.page_width, raw_pdf.page_height) {
             (None, None) => {}
             (Some(w), Some(h)) => {
-                for (f, v) in [("pdf_options.page_width", w), ("pdf_options.page_height", h)] {
+                for (f, v) in [
+                    ("pdf_options.page_width", w),
+                    ("pdf_options.page_height", h),
+                ] {
                     if !(10.0..=5000.0).contains(&v) {
                         return Err(bad(f, format!("`{f}` must be between 10 and 5000 mm")));
                     }
@@ -705,14 +754,20 @@ impl RawConvertRequest {
                 height_mm = h;
             }
             _ => {
-                return Err(bad("pdf_options.page_width", "`pdf_options.page_width` and `pdf_options.page_height` go together"));
+                return Err(bad(
+                    "pdf_options.page_width",
+                    "`pdf_options.page_width` and `pdf_options.page_height` go together",
+                ));
             }
         }
         let landscape = match raw_pdf.orientation.as_deref() {
             None | Some("portrait") => false,
             Some("landscape") => true,
             Some(_) => {
-                return Err(bad("pdf_options.orientation", "`pdf_options.orientation` must be \"portrait\" or \"landscape\""));
+                return Err(bad(
+                    "pdf_options.orientation",
+                    "`pdf_options.orientation` must be \"portrait\" or \"landscape\"",
+                ));
             }
         };
         let m = raw_pdf.margins.clone().unwrap_or_default();
@@ -725,12 +780,21 @@ impl RawConvertRequest {
         };
         let scale = raw_pdf.scale.unwrap_or(1.0);
         if !(0.1..=2.0).contains(&scale) {
-            return Err(bad("pdf_options.scale", "`pdf_options.scale` must be between 0.1 and 2.0"));
+            return Err(bad(
+                "pdf_options.scale",
+                "`pdf_options.scale` must be between 0.1 and 2.0",
+            ));
         }
-        for (f, band) in [("pdf_options.header", &raw_pdf.header), ("pdf_options.footer", &raw_pdf.footer)] {
+        for (f, band) in [
+            ("pdf_options.header", &raw_pdf.header),
+            ("pdf_options.footer", &raw_pdf.footer),
+        ] {
             if let Some(b) = band {
                 if b.content.len() > 2000 {
-                    return Err(bad(f, format!("`{f}.content` is longer than 2000 characters")));
+                    return Err(bad(
+                        f,
+                        format!("`{f}.content` is longer than 2000 characters"),
+                    ));
                 }
                 if !(0.0..=200.0).contains(&b.height) {
                     return Err(bad(f, format!("`{f}.height` must be between 0 and 200 mm")));
@@ -753,18 +817,34 @@ impl RawConvertRequest {
             print_background: raw_pdf.print_background.unwrap_or(true),
         };
 
-        let format = match self.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let format = match self
+            .format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("png") => ImageFormat::Png,
             Some("jpeg") | Some("jpg") => ImageFormat::Jpeg,
             Some("webp") => ImageFormat::Webp,
-            Some(_) => return Err(bad("format", "`format` must be \"png\", \"jpeg\" or \"webp\"")),
+            Some(_) => {
+                return Err(bad(
+                    "format",
+                    "`format` must be \"png\", \"jpeg\" or \"webp\"",
+                ));
+            }
         };
         let quality = match self.quality {
             None => None,
             Some(q) if (1..=100).contains(&q) => Some(q),
             Some(_) => return Err(bad("quality", "`quality` must be between 1 and 100")),
         };
-        let device_scale_factor = in_range("device_scale_factor", self.device_scale_factor, 1.0, 1.0, 3.0)?;
+        let device_scale_factor = in_range(
+            "device_scale_factor",
+            self.device_scale_factor,
+            1.0,
+            1.0,
+            3.0,
+        )?;
         let screenshot = ScreenshotOptions {
             format,
             quality,
@@ -830,7 +910,10 @@ impl ConvertRequest {
         if self.callback_url.is_some() {
             gate(Feature::Webhooks)?;
         }
-        if self.options.auth.is_some() || !self.options.cookies.is_empty() || !self.options.headers.is_empty() {
+        if self.options.auth.is_some()
+            || !self.options.cookies.is_empty()
+            || !self.options.headers.is_empty()
+        {
             gate(Feature::TargetAuth)?;
         }
         let limit = plan.batch_limit as usize;
@@ -860,7 +943,10 @@ mod tests {
     }
 
     fn plan(name: &str) -> Plan {
-        Plan::defaults().into_iter().find(|p| p.name == name).expect("plan")
+        Plan::defaults()
+            .into_iter()
+            .find(|p| p.name == name)
+            .expect("plan")
     }
 
     #[test]
@@ -868,41 +954,72 @@ mod tests {
         let r = validate(json!({"url": "https://example.com"}), Endpoint::UrlToPdf).expect("valid");
         assert!(!r.async_mode);
         assert_eq!(r.output_mode, OutputMode::Individual);
-        assert_eq!((r.options.viewport_width, r.options.viewport_height), (1920, 1080));
+        assert_eq!(
+            (r.options.viewport_width, r.options.viewport_height),
+            (1920, 1080)
+        );
         assert!(r.options.pdf.single_page);
         assert!(r.options.load_media && r.options.enable_scroll);
         assert_eq!(r.options.wait_for_selector_timeout_ms, 10_000);
-        assert_eq!((r.options.pdf.width_mm, r.options.pdf.height_mm), (210.0, 297.0));
+        assert_eq!(
+            (r.options.pdf.width_mm, r.options.pdf.height_mm),
+            (210.0, 297.0)
+        );
         assert_eq!(r.options.pdf.margin_top_mm, 10.0);
         assert_eq!(r.options.extension(), "pdf");
-        let s = validate(json!({"url": "https://example.com"}), Endpoint::UrlToScreenshot).expect("valid");
+        let s = validate(
+            json!({"url": "https://example.com"}),
+            Endpoint::UrlToScreenshot,
+        )
+        .expect("valid");
         assert_eq!(s.options.extension(), "png");
         assert!(s.options.screenshot.full_page);
     }
 
     #[test]
     fn several_urls_force_async() {
-        let r = validate(json!({"url": ["https://a.example", "https://b.example"]}), Endpoint::UrlToPdf)
-            .expect("valid");
+        let r = validate(
+            json!({"url": ["https://a.example", "https://b.example"]}),
+            Endpoint::UrlToPdf,
+        )
+        .expect("valid");
         assert!(r.async_mode);
         assert_eq!(r.urls.len(), 2);
     }
 
     #[test]
     fn output_format_accepts_bool_and_words() {
-        for (v, want) in [(json!(true), OutputMode::Zip), (json!("zip"), OutputMode::Zip), (json!("individual"), OutputMode::Individual), (json!(false), OutputMode::Individual)] {
-            let r = validate(json!({"url": ["https://a.example", "https://b.example"], "output_format": v}), Endpoint::UrlToPdf).expect("valid");
+        for (v, want) in [
+            (json!(true), OutputMode::Zip),
+            (json!("zip"), OutputMode::Zip),
+            (json!("individual"), OutputMode::Individual),
+            (json!(false), OutputMode::Individual),
+        ] {
+            let r = validate(
+                json!({"url": ["https://a.example", "https://b.example"], "output_format": v}),
+                Endpoint::UrlToPdf,
+            )
+            .expect("valid");
             assert_eq!(r.output_mode, want);
         }
-        let e = validate(json!({"url": "https://a.example", "output_format": true}), Endpoint::UrlToPdf).expect_err("zip needs several");
+        let e = validate(
+            json!({"url": "https://a.example", "output_format": true}),
+            Endpoint::UrlToPdf,
+        )
+        .expect_err("zip needs several");
         assert_eq!(e.field, "output_format");
-        let e = validate(json!({"url": ["https://a.example"], "output_format": 3}), Endpoint::UrlToPdf).expect_err("bad type");
+        let e = validate(
+            json!({"url": ["https://a.example"], "output_format": 3}),
+            Endpoint::UrlToPdf,
+        )
+        .expect_err("bad type");
         assert_eq!(e.field, "output_format");
     }
 
     #[test]
     fn wrong_types_name_the_field() {
-        let e = parse_body(br#"{"url": "https://a.example", "async_mode": "yes"}"#).expect_err("bad type");
+        let e = parse_body(br#"{"url": "https://a.example", "async_mode": "yes"}"#)
+            .expect_err("bad type");
         assert_eq!(e.field, "async_mode");
         assert!(e.detail.contains("async_mode"), "{}", e.detail);
         let e = parse_body(br#"{"pdf_options": {"scale": "big"}}"#).expect_err("bad type");
@@ -915,7 +1032,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored() {
-        validate(json!({"url": "https://a.example", "sdk_version": "9.9", "future": {"x": 1}}), Endpoint::UrlToPdf).expect("valid");
+        validate(
+            json!({"url": "https://a.example", "sdk_version": "9.9", "future": {"x": 1}}),
+            Endpoint::UrlToPdf,
+        )
+        .expect("valid");
     }
 
     #[test]
@@ -924,39 +1045,116 @@ mod tests {
             (json!({}), "url"),
             (json!({"url": []}), "url"),
             (json!({"url": "ftp://a.example"}), "url"),
-            (json!({"url": ["https://a.example", "http://10.0.0.1/"]}), "url"),
-            (json!({"url": "https://a.example", "job_id": "has space"}), "job_id"),
-            (json!({"url": "https://a.example", "job_id": "x".repeat(65)}), "job_id"),
-            (json!({"url": "https://a.example", "notification_email": "nope"}), "notification_email"),
-            (json!({"url": "https://a.example", "callback_url": "http://169.254.169.254/"}), "callback_url"),
-            (json!({"url": "https://a.example", "viewport_width": 100}), "viewport_width"),
-            (json!({"url": "https://a.example", "viewport_height": 5000}), "viewport_height"),
-            (json!({"url": "https://a.example", "wait_for_selector_timeout": 60001}), "wait_for_selector_timeout"),
-            (json!({"url": "https://a.example", "wait_for_selector": "a".repeat(1001)}), "wait_for_selector"),
-            (json!({"url": "https://a.example", "headers": {"Host": "evil"}}), "headers"),
-            (json!({"url": "https://a.example", "headers": {"X-A": "a\r\nb"}}), "headers"),
-            (json!({"url": "https://a.example", "auth": {"username": "u", "password": "p"}, "headers": {"authorization": "Basic x"}}), "headers"),
-            (json!({"url": "https://a.example", "cookies": [{"name": "a", "value": "b"}]}), "cookies"),
-            (json!({"url": "https://a.example", "pdf_options": {"page_size": "A9"}}), "pdf_options.page_size"),
-            (json!({"url": "https://a.example", "pdf_options": {"scale": 3.0}}), "pdf_options.scale"),
-            (json!({"url": "https://a.example", "pdf_options": {"orientation": "sideways"}}), "pdf_options.orientation"),
-            (json!({"url": "https://a.example", "pdf_options": {"page_width": 100}}), "pdf_options.page_width"),
-            (json!({"url": "https://a.example", "pdf_options": {"header": {"content": "x".repeat(2001)}}}), "pdf_options.header"),
+            (
+                json!({"url": ["https://a.example", "http://10.0.0.1/"]}),
+                "url",
+            ),
+            (
+                json!({"url": "https://a.example", "job_id": "has space"}),
+                "job_id",
+            ),
+            (
+                json!({"url": "https://a.example", "job_id": "x".repeat(65)}),
+                "job_id",
+            ),
+            (
+                json!({"url": "https://a.example", "notification_email": "nope"}),
+                "notification_email",
+            ),
+            (
+                json!({"url": "https://a.example", "callback_url": "http://169.254.169.254/"}),
+                "callback_url",
+            ),
+            (
+                json!({"url": "https://a.example", "viewport_width": 100}),
+                "viewport_width",
+            ),
+            (
+                json!({"url": "https://a.example", "viewport_height": 5000}),
+                "viewport_height",
+            ),
+            (
+                json!({"url": "https://a.example", "wait_for_selector_timeout": 60001}),
+                "wait_for_selector_timeout",
+            ),
+            (
+                json!({"url": "https://a.example", "wait_for_selector": "a".repeat(1001)}),
+                "wait_for_selector",
+            ),
+            (
+                json!({"url": "https://a.example", "headers": {"Host": "evil"}}),
+                "headers",
+            ),
+            (
+                json!({"url": "https://a.example", "headers": {"X-A": "a\r\nb"}}),
+                "headers",
+            ),
+            (
+                json!({"url": "https://a.example", "auth": {"username": "u", "password": "p"}, "headers": {"authorization": "Basic x"}}),
+                "headers",
+            ),
+            (
+                json!({"url": "https://a.example", "cookies": [{"name": "a", "value": "b"}]}),
+                "cookies",
+            ),
+            (
+                json!({"url": "https://a.example", "pdf_options": {"page_size": "A9"}}),
+                "pdf_options.page_size",
+            ),
+            (
+                json!({"url": "https://a.example", "pdf_options": {"scale": 3.0}}),
+                "pdf_options.scale",
+            ),
+            (
+                json!({"url": "https://a.example", "pdf_options": {"orientation": "sideways"}}),
+                "pdf_options.orientation",
+            ),
+            (
+                json!({"url": "https://a.example", "pdf_options": {"page_width": 100}}),
+                "pdf_options.page_width",
+            ),
+            (
+                json!({"url": "https://a.example", "pdf_options": {"header": {"content": "x".repeat(2001)}}}),
+                "pdf_options.header",
+            ),
             (json!({"url": "https://a.example", "quality": 0}), "quality"),
-            (json!({"url": "https://a.example", "format": "gif"}), "format"),
-            (json!({"url": "https://a.example", "device_scale_factor": 4}), "device_scale_factor"),
-            (json!({"url": "https://a.example", "async_mode": true, "direct_download": true}), "direct_download"),
-            (json!({"url": "https://a.example", "output_filename": "///"}), "output_filename"),
+            (
+                json!({"url": "https://a.example", "format": "gif"}),
+                "format",
+            ),
+            (
+                json!({"url": "https://a.example", "device_scale_factor": 4}),
+                "device_scale_factor",
+            ),
+            (
+                json!({"url": "https://a.example", "async_mode": true, "direct_download": true}),
+                "direct_download",
+            ),
+            (
+                json!({"url": "https://a.example", "output_filename": "///"}),
+                "output_filename",
+            ),
         ];
         for (body, field) in cases {
             let e = validate(body.clone(), Endpoint::UrlToPdf).expect_err(&body.to_string());
             assert_eq!(e.field, *field, "{body}: {}", e.detail);
         }
-        let cookies: Vec<Value> = (0..51).map(|i| json!({"name": format!("c{i}"), "value": "v", "domain": "a.example"})).collect();
-        let e = validate(json!({"url": "https://a.example", "cookies": cookies}), Endpoint::UrlToPdf).expect_err("51 cookies");
+        let cookies: Vec<Value> = (0..51)
+            .map(|i| json!({"name": format!("c{i}"), "value": "v", "domain": "a.example"}))
+            .collect();
+        let e = validate(
+            json!({"url": "https://a.example", "cookies": cookies}),
+            Endpoint::UrlToPdf,
+        )
+        .expect_err("51 cookies");
         assert_eq!(e.field, "cookies");
-        let headers: serde_json::Map<String, Value> = (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
-        let e = validate(json!({"url": "https://a.example", "headers": headers}), Endpoint::UrlToPdf).expect_err("21 headers");
+        let headers: serde_json::Map<String, Value> =
+            (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+        let e = validate(
+            json!({"url": "https://a.example", "headers": headers}),
+            Endpoint::UrlToPdf,
+        )
+        .expect_err("21 headers");
         assert_eq!(e.field, "headers");
     }
 
@@ -966,45 +1164,101 @@ mod tests {
         let p = &r.options.pdf;
         assert!(!p.single_page && p.landscape && p.grayscale);
         assert_eq!((p.width_mm, p.height_mm), (215.9, 279.4));
-        assert_eq!((p.margin_top_mm, p.margin_left_mm, p.margin_bottom_mm), (0.0, 25.0, 10.0));
+        assert_eq!(
+            (p.margin_top_mm, p.margin_left_mm, p.margin_bottom_mm),
+            (0.0, 25.0, 10.0)
+        );
         assert_eq!(p.scale, 0.5);
         let r = validate(json!({"url": "https://a.example", "pdf_options": {"page_width": 100, "page_height": 50}}), Endpoint::UrlToPdf).expect("valid");
-        assert_eq!((r.options.pdf.width_mm, r.options.pdf.height_mm), (100.0, 50.0));
+        assert_eq!(
+            (r.options.pdf.width_mm, r.options.pdf.height_mm),
+            (100.0, 50.0)
+        );
     }
 
     #[test]
     fn filename_stems_are_sanitised() {
-        assert_eq!(sanitize_filename_stem("report.pdf").as_deref(), Some("report"));
-        assert_eq!(sanitize_filename_stem("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(sanitize_filename_stem("My Report (v2)").as_deref(), Some("My_Report__v2"));
+        assert_eq!(
+            sanitize_filename_stem("report.pdf").as_deref(),
+            Some("report")
+        );
+        assert_eq!(
+            sanitize_filename_stem("../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
+        assert_eq!(
+            sanitize_filename_stem("My Report (v2)").as_deref(),
+            Some("My_Report__v2")
+        );
         assert_eq!(sanitize_filename_stem("..."), None);
     }
 
     #[test]
     fn gating_by_key_kind_and_plan() {
-        let single = validate(json!({"url": "https://a.example"}), Endpoint::UrlToPdf).expect("valid");
-        let asynchronous = validate(json!({"url": "https://a.example", "async_mode": true}), Endpoint::UrlToPdf).expect("valid");
-        let batch = validate(json!({"url": ["https://a.example", "https://b.example"]}), Endpoint::UrlToPdf).expect("valid");
+        let single =
+            validate(json!({"url": "https://a.example"}), Endpoint::UrlToPdf).expect("valid");
+        let asynchronous = validate(
+            json!({"url": "https://a.example", "async_mode": true}),
+            Endpoint::UrlToPdf,
+        )
+        .expect("valid");
+        let batch = validate(
+            json!({"url": ["https://a.example", "https://b.example"]}),
+            Endpoint::UrlToPdf,
+        )
+        .expect("valid");
         let hook = validate(json!({"url": "https://a.example", "async_mode": true, "callback_url": "https://hooks.example/x"}), Endpoint::UrlToPdf).expect("valid");
-        let zip = validate(json!({"url": ["https://a.example", "https://b.example"], "output_format": "zip"}), Endpoint::UrlToPdf).expect("valid");
-        let authed = validate(json!({"url": "https://a.example", "headers": {"X-Token": "t"}}), Endpoint::UrlToPdf).expect("valid");
+        let zip = validate(
+            json!({"url": ["https://a.example", "https://b.example"], "output_format": "zip"}),
+            Endpoint::UrlToPdf,
+        )
+        .expect("valid");
+        let authed = validate(
+            json!({"url": "https://a.example", "headers": {"X-Token": "t"}}),
+            Endpoint::UrlToPdf,
+        )
+        .expect("valid");
 
         assert!(single.authorize(KeyKind::Public, &plan("free")).is_ok());
-        let e = asynchronous.authorize(KeyKind::Public, &plan("enterprise")).expect_err("public async");
-        assert!(e.0.starts_with("Async mode is not allowed with a public key"), "{}", e.0);
-        let e = batch.authorize(KeyKind::Public, &plan("enterprise")).expect_err("public batch");
+        let e = asynchronous
+            .authorize(KeyKind::Public, &plan("enterprise"))
+            .expect_err("public async");
+        assert!(
+            e.0.starts_with("Async mode is not allowed with a public key"),
+            "{}",
+            e.0
+        );
+        let e = batch
+            .authorize(KeyKind::Public, &plan("enterprise"))
+            .expect_err("public batch");
         assert!(e.0.contains("several URLs"));
-        let e = asynchronous.authorize(KeyKind::Private, &plan("free")).expect_err("free async");
-        assert!(e.0.starts_with("Async mode is not available on your current plan"), "{}", e.0);
-        let e = hook.authorize(KeyKind::Private, &plan("starter")).expect_err("starter hooks");
-        assert!(e.0.starts_with("Webhook callbacks (callback_url) is not available"), "{}", e.0);
+        let e = asynchronous
+            .authorize(KeyKind::Private, &plan("free"))
+            .expect_err("free async");
+        assert!(
+            e.0.starts_with("Async mode is not available on your current plan"),
+            "{}",
+            e.0
+        );
+        let e = hook
+            .authorize(KeyKind::Private, &plan("starter"))
+            .expect_err("starter hooks");
+        assert!(
+            e.0.starts_with("Webhook callbacks (callback_url) is not available"),
+            "{}",
+            e.0
+        );
         assert!(hook.authorize(KeyKind::Private, &plan("pro")).is_ok());
         assert!(zip.authorize(KeyKind::Private, &plan("starter")).is_ok());
-        let e = authed.authorize(KeyKind::Private, &plan("free")).expect_err("free auth");
+        let e = authed
+            .authorize(KeyKind::Private, &plan("free"))
+            .expect_err("free auth");
         assert!(e.0.starts_with("Target-site authentication"));
         let many: Vec<String> = (0..26).map(|i| format!("https://a.example/{i}")).collect();
         let big = validate(json!({"url": many}), Endpoint::UrlToPdf).expect("valid");
-        let e = big.authorize(KeyKind::Private, &plan("starter")).expect_err("over limit");
+        let e = big
+            .authorize(KeyKind::Private, &plan("starter"))
+            .expect_err("over limit");
         assert!(e.0.contains("at most 25"), "{}", e.0);
         assert!(big.authorize(KeyKind::Private, &plan("pro")).is_ok());
     }

@@ -79,13 +79,21 @@ async fn create_vhost(name: &str) -> anyhow::Result<()> {
 impl Stack {
     pub async fn start(opts: StackOptions) -> Stack {
         let name = format!("enc_t_{}", &Uuid::new_v4().simple().to_string()[..12]);
-        let mut admin = AsyncPgConnection::establish(PG_ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432");
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-        create_vhost(&name).await.expect("RabbitMQ management API on 127.0.0.1:15672");
+        let mut admin = AsyncPgConnection::establish(PG_ADMIN)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        create_vhost(&name)
+            .await
+            .expect("RabbitMQ management API on 127.0.0.1:15672");
 
         let dir: PathBuf = std::env::temp_dir().join(&name);
         let mut settings = Settings::from_env().unwrap();
-        settings.database_url = SecretString::from(format!("postgres://postgres@127.0.0.1:5432/{name}"));
+        settings.database_url =
+            SecretString::from(format!("postgres://postgres@127.0.0.1:5432/{name}"));
         settings.amqp_url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:5672/{name}"));
         settings.allow_private = AllowList::parse("127.0.0.1").unwrap();
         settings.storage_dir = dir.join("files");
@@ -99,10 +107,16 @@ impl Stack {
         settings.notifier.webhook_timeout = opts.webhook_timeout;
 
         let cancel = CancellationToken::new();
-        let api = enconvert_api::start(&settings, cancel.clone()).await.unwrap();
+        let api = enconvert_api::start(&settings, cancel.clone())
+            .await
+            .unwrap();
         let base = format!("http://{}", api.addr);
-        let worker = enconvert_worker::start(&settings, cancel.clone()).await.unwrap();
-        let notifier = enconvert_notifier::start(&settings, cancel.clone()).await.unwrap();
+        let worker = enconvert_worker::start(&settings, cancel.clone())
+            .await
+            .unwrap();
+        let notifier = enconvert_notifier::start(&settings, cancel.clone())
+            .await
+            .unwrap();
         let tasks = vec![
             tokio::spawn(async move {
                 let _ = api.done.await;
@@ -129,14 +143,39 @@ impl Stack {
     /// A project on `plan` with a private and a public key.
     pub async fn project(&self, plan: &str, owner_email: &str) -> TestProject {
         let mut conn = self.db.conn().await.unwrap();
-        let p = projects::create_project(&mut conn, &format!("p-{}", Uuid::new_v4()), owner_email, plan)
-            .await
-            .unwrap();
+        let p = projects::create_project(
+            &mut conn,
+            &format!("p-{}", Uuid::new_v4()),
+            owner_email,
+            plan,
+        )
+        .await
+        .unwrap();
         let (private_key, h1) = keys::generate(KeyKind::Private);
         let (public_key, h2) = keys::generate(KeyKind::Public);
-        projects::insert_key(&mut conn, p.id, "private", &keys::display_prefix(&private_key), h1).await.unwrap();
-        projects::insert_key(&mut conn, p.id, "public", &keys::display_prefix(&public_key), h2).await.unwrap();
-        TestProject { id: p.id, private_key, public_key }
+        projects::insert_key(
+            &mut conn,
+            p.id,
+            "private",
+            &keys::display_prefix(&private_key),
+            h1,
+        )
+        .await
+        .unwrap();
+        projects::insert_key(
+            &mut conn,
+            p.id,
+            "public",
+            &keys::display_prefix(&public_key),
+            h2,
+        )
+        .await
+        .unwrap();
+        TestProject {
+            id: p.id,
+            private_key,
+            public_key,
+        }
     }
 
     pub async fn post(&self, key: &str, path: &str, body: &Value) -> reqwest::Response {
@@ -162,11 +201,19 @@ impl Stack {
     pub async fn wait_batch(&self, key: &str, batch_id: &str, within: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let body: Value = self.get(key, &format!("/v1/convert/batch/{batch_id}")).await.json().await.unwrap();
+            let body: Value = self
+                .get(key, &format!("/v1/convert/batch/{batch_id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
             if body["status"] != "processing" {
                 return body;
             }
-            assert!(tokio::time::Instant::now() < deadline, "batch {batch_id} still processing: {body}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "batch {batch_id} still processing: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -179,9 +226,12 @@ impl Stack {
         }
         drop(self.db);
         if let Ok(mut admin) = AsyncPgConnection::establish(PG_ADMIN).await {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin)
-                .await;
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
         }
         let _ = reqwest::Client::new()
             .delete(format!("{RABBIT_API}/vhosts/{}", self.name))
@@ -210,7 +260,10 @@ pub fn pdf_text(pdf: &[u8]) -> String {
 pub fn pdf_info(pdf: &[u8]) -> (u32, f64, f64) {
     let path = std::env::temp_dir().join(format!("enc-{}.pdf", Uuid::new_v4()));
     std::fs::write(&path, pdf).unwrap();
-    let out = std::process::Command::new("pdfinfo").arg(&path).output().expect("pdfinfo");
+    let out = std::process::Command::new("pdfinfo")
+        .arg(&path)
+        .output()
+        .expect("pdfinfo");
     let _ = std::fs::remove_file(&path);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut pages = 0;
@@ -221,7 +274,9 @@ pub fn pdf_info(pdf: &[u8]) -> (u32, f64, f64) {
         }
         if let Some(v) = line.strip_prefix("Page size:") {
             let parts: Vec<&str> = v.split_whitespace().collect();
-            w = parts.iter().next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+            w = <[&str]>::first(&parts)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0);
             h = parts.get(2).and_then(|s| s.parse().ok()).unwrap_or(0.0);
         }
     }

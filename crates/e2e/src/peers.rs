@@ -28,11 +28,21 @@ pub struct Reply {
 
 impl Reply {
     pub fn html(body: &str) -> Self {
-        Reply { status: 200, content_type: "text/html; charset=utf-8", body: body.as_bytes().to_vec(), delay: Duration::ZERO }
+        Reply {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: body.as_bytes().to_vec(),
+            delay: Duration::ZERO,
+        }
     }
 
     pub fn status(status: u16) -> Self {
-        Reply { status, content_type: "text/plain", body: format!("status {status}").into_bytes(), delay: Duration::ZERO }
+        Reply {
+            status,
+            content_type: "text/plain",
+            body: format!("status {status}").into_bytes(),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -60,7 +70,9 @@ impl HttpPeer {
                     let headers = req
                         .headers()
                         .iter()
-                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                        .map(|(k, v)| {
+                            (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                        })
                         .collect();
                     s.lock().expect("lock").push(Seen {
                         method: req.method().to_string(),
@@ -81,9 +93,12 @@ impl HttpPeer {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
-                            HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).expect("status"))
-                                .content_type(reply.content_type)
-                                .body(reply.body)
+                            HttpResponse::build(
+                                actix_web::http::StatusCode::from_u16(reply.status)
+                                    .expect("status"),
+                            )
+                            .content_type(reply.content_type)
+                            .body(reply.body)
                         }
                         None => HttpResponse::NotFound().body("not found"),
                     }
@@ -101,7 +116,10 @@ impl HttpPeer {
 
     /// Answers `path` with `replies` in turn, the last one from then on.
     pub fn route(&self, path: &str, replies: Vec<Reply>) {
-        self.routes.lock().expect("lock").insert(path.to_string(), replies);
+        self.routes
+            .lock()
+            .expect("lock")
+            .insert(path.to_string(), replies);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -109,7 +127,13 @@ impl HttpPeer {
     }
 
     pub fn seen(&self, path: &str) -> Vec<Seen> {
-        self.seen.lock().expect("lock").iter().filter(|s| s.path == path).cloned().collect()
+        self.seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
     }
 
     /// Waits until `path` has received `n` requests.
@@ -126,7 +150,7 @@ impl HttpPeer {
 }
 
 /// A received email.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Mail {
     pub rcpt: Vec<String>,
     pub raw: Vec<u8>,
@@ -134,7 +158,9 @@ pub struct Mail {
 
 impl Mail {
     pub fn parsed(&self) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default().parse(&self.raw).expect("a parsable email")
+        mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parsable email")
     }
 
     pub fn subject(&self) -> String {
@@ -142,11 +168,17 @@ impl Mail {
     }
 
     pub fn html(&self) -> String {
-        self.parsed().body_html(0).map(|s| s.into_owned()).unwrap_or_default()
+        self.parsed()
+            .body_html(0)
+            .map(|s| s.into_owned())
+            .unwrap_or_default()
     }
 
     pub fn text(&self) -> String {
-        self.parsed().body_text(0).map(|s| s.into_owned()).unwrap_or_default()
+        self.parsed()
+            .body_text(0)
+            .map(|s| s.into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -156,14 +188,13 @@ struct SmtpHandler {
     inbox: Arc<Mutex<Vec<Mail>>>,
 }
 
-impl Default for Mail {
-    fn default() -> Self {
-        Mail { rcpt: Vec::new(), raw: Vec::new() }
-    }
-}
-
 impl mailin_embedded::Handler for SmtpHandler {
-    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> mailin_embedded::Response {
+    fn mail(
+        &mut self,
+        _ip: std::net::IpAddr,
+        _domain: &str,
+        _from: &str,
+    ) -> mailin_embedded::Response {
         self.current = Mail::default();
         mailin_embedded::response::OK
     }
@@ -179,7 +210,10 @@ impl mailin_embedded::Handler for SmtpHandler {
     }
 
     fn data_end(&mut self) -> mailin_embedded::Response {
-        self.inbox.lock().expect("lock").push(std::mem::take(&mut self.current));
+        self.inbox
+            .lock()
+            .expect("lock")
+            .push(std::mem::take(&mut self.current));
         mailin_embedded::response::OK
     }
 }
@@ -196,9 +230,15 @@ impl SmtpPeer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let inbox: Arc<Mutex<Vec<Mail>>> = Arc::default();
-        let handler = SmtpHandler { current: Mail::default(), inbox: inbox.clone() };
+        let handler = SmtpHandler {
+            current: Mail::default(),
+            inbox: inbox.clone(),
+        };
         let mut server = mailin_embedded::Server::new(handler);
-        server.with_name("smtp.test").with_num_threads(2).with_tcp_listener(listener);
+        server
+            .with_name("smtp.test")
+            .with_num_threads(2)
+            .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
         });

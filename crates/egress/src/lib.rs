@@ -25,7 +25,8 @@ impl Resolve for GuardedResolver {
         let allow = self.allow.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let host_allowed = allow.allows_host(&host);
             let kept: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -90,9 +91,16 @@ impl EgressError {
 
 impl Egress {
     /// `timeout` bounds a whole request; `max_body` caps how much of a response is read.
-    pub fn new(allow: AllowList, timeout: Duration, max_body: usize, user_agent: &str) -> Result<Self, EgressError> {
+    pub fn new(
+        allow: AllowList,
+        timeout: Duration,
+        max_body: usize,
+        user_agent: &str,
+    ) -> Result<Self, EgressError> {
         let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { allow: allow.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: allow.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -100,7 +108,11 @@ impl Egress {
             .no_proxy()
             .build()
             .map_err(|e| EgressError::Other(e.to_string()))?;
-        Ok(Egress { client, allow, max_body })
+        Ok(Egress {
+            client,
+            allow,
+            max_body,
+        })
     }
 
     /// POSTs a JSON body to `url`.
@@ -127,7 +139,12 @@ impl Egress {
     /// GETs `url`.
     pub async fn get(&self, url: &str) -> Result<Reply, EgressError> {
         let url = SourceUrl::parse(url, &self.allow)?;
-        let resp = self.client.get(url.as_url().clone()).send().await.map_err(EgressError::from_reqwest)?;
+        let resp = self
+            .client
+            .get(url.as_url().clone())
+            .send()
+            .await
+            .map_err(EgressError::from_reqwest)?;
         self.read(resp).await
     }
 
@@ -147,6 +164,11 @@ impl Egress {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Reply { status, headers, body: Bytes::from(body), truncated })
+        Ok(Reply {
+            status,
+            headers,
+            body: Bytes::from(body),
+            truncated,
+        })
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use enconvert_config::Settings;
 use enconvert_db::models::{Batch, Job, Project};
 use enconvert_db::{Db, batches, notifications, projects};
-use enconvert_domain::events::{BatchCompleted, BatchWebhook, JobCompleted, JobWebhook, TaskEntry, kind};
+use enconvert_domain::events::{
+    BatchCompleted, BatchWebhook, JobCompleted, JobWebhook, TaskEntry, kind,
+};
 use enconvert_domain::notify::EmailContent;
 use enconvert_domain::{JobStatus, OutputMode};
 use enconvert_egress::Egress;
@@ -39,7 +41,11 @@ pub struct Running {
 
 /// Starts consuming completion events until `cancel` fires.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
-    enconvert_db::migrate(settings.database_url.expose_secret(), Duration::from_secs(60)).await?;
+    enconvert_db::migrate(
+        settings.database_url.expose_secret(),
+        Duration::from_secs(60),
+    )
+    .await?;
     let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
     let n = &settings.notifier;
     let mailer = match &n.smtp_url {
@@ -70,7 +76,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     };
     let prefetch = u16::try_from(n.concurrency).unwrap_or(u16::MAX);
     let grace = n.webhook_timeout + Duration::from_secs(5);
-    let subscriptions = vec![Subscription { queue: topology::NOTIFIER_EVENTS.to_string(), handler }];
+    let subscriptions = vec![Subscription {
+        queue: topology::NOTIFIER_EVENTS.to_string(),
+        handler,
+    }];
     let done = tokio::spawn(async move {
         consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
         tracing::info!("notifier stopped");
@@ -83,18 +92,21 @@ impl Notifier {
         let result = match msg.message_type.as_deref() {
             Some(kind::JOB_COMPLETED) => match serde_json::from_slice::<JobCompleted>(&msg.data) {
                 Ok(e) => {
-                    let span = tracing::info_span!("notify", batch.id = %e.batch_id, job.id = %e.job_id);
+                    let span =
+                        tracing::info_span!("notify", batch.id = %e.batch_id, job.id = %e.job_id);
                     self.job_completed(&e).instrument(span).await
                 }
                 Err(_) => return Disposition::DeadLetter,
             },
-            Some(kind::BATCH_COMPLETED) => match serde_json::from_slice::<BatchCompleted>(&msg.data) {
-                Ok(e) => {
-                    let span = tracing::info_span!("notify", batch.id = %e.batch_id);
-                    self.batch_completed(&e).instrument(span).await
+            Some(kind::BATCH_COMPLETED) => {
+                match serde_json::from_slice::<BatchCompleted>(&msg.data) {
+                    Ok(e) => {
+                        let span = tracing::info_span!("notify", batch.id = %e.batch_id);
+                        self.batch_completed(&e).instrument(span).await
+                    }
+                    Err(_) => return Disposition::DeadLetter,
                 }
-                Err(_) => return Disposition::DeadLetter,
-            },
+            }
             other => {
                 tracing::error!(kind = ?other, "unknown event type, dead-lettering it");
                 return Disposition::DeadLetter;
@@ -112,8 +124,12 @@ impl Notifier {
 
     async fn load(&self, batch_id: uuid::Uuid) -> anyhow::Result<Option<(Batch, Project)>> {
         let mut conn = self.db.conn().await?;
-        let Some(batch) = batches::get(&mut conn, batch_id).await? else { return Ok(None) };
-        let Some(project) = projects::find_project(&mut conn, batch.project_id).await? else { return Ok(None) };
+        let Some(batch) = batches::get(&mut conn, batch_id).await? else {
+            return Ok(None);
+        };
+        let Some(project) = projects::find_project(&mut conn, batch.project_id).await? else {
+            return Ok(None);
+        };
         Ok(Some((batch, project)))
     }
 
@@ -122,7 +138,9 @@ impl Notifier {
         if e.output_mode != OutputMode::Individual {
             return Ok(());
         }
-        let Some((batch, project)) = self.load(e.batch_id).await? else { return Ok(()) };
+        let Some((batch, project)) = self.load(e.batch_id).await? else {
+            return Ok(());
+        };
         if !batch.is_async {
             return Ok(());
         }
@@ -135,11 +153,24 @@ impl Notifier {
         let subject = job.id.to_string();
         if let Some(url) = &batch.callback_url {
             let payload = job_payload(&job);
-            self.webhook(&batch, Some(job.id), &subject, url, serde_json::to_vec(&payload)?).await?;
+            self.webhook(
+                &batch,
+                Some(job.id),
+                &subject,
+                url,
+                serde_json::to_vec(&payload)?,
+            )
+            .await?;
         }
         if let Some(to) = self.recipient(&batch, &project) {
-            let content = EmailContent::for_job(&job.public_id(), Some(&batch.id.to_string()), success, &self.dashboard_url);
-            self.email(&batch, Some(job.id), &subject, &to, &content).await?;
+            let content = EmailContent::for_job(
+                &job.public_id(),
+                Some(&batch.id.to_string()),
+                success,
+                &self.dashboard_url,
+            );
+            self.email(&batch, Some(job.id), &subject, &to, &content)
+                .await?;
         }
         Ok(())
     }
@@ -149,7 +180,9 @@ impl Notifier {
         if e.output_mode != OutputMode::Zip {
             return Ok(());
         }
-        let Some((batch, project)) = self.load(e.batch_id).await? else { return Ok(()) };
+        let Some((batch, project)) = self.load(e.batch_id).await? else {
+            return Ok(());
+        };
         let jobs = {
             let mut conn = self.db.conn().await?;
             batches::jobs_of(&mut conn, batch.id).await?
@@ -158,14 +191,22 @@ impl Notifier {
         let success = batch.archive_status.as_deref() == Some("stored");
         if let Some(url) = &batch.callback_url {
             let payload = batch_payload(&batch, &jobs);
-            self.webhook(&batch, None, &subject, url, serde_json::to_vec(&payload)?).await?;
+            self.webhook(&batch, None, &subject, url, serde_json::to_vec(&payload)?)
+                .await?;
         }
         if let Some(to) = self.recipient(&batch, &project) {
             let tasks: Vec<_> = jobs
                 .iter()
-                .map(|j| (j.source_url.clone(), j.status() == JobStatus::Success, j.filename.clone()))
+                .map(|j| {
+                    (
+                        j.source_url.clone(),
+                        j.status() == JobStatus::Success,
+                        j.filename.clone(),
+                    )
+                })
                 .collect();
-            let content = EmailContent::for_zip_batch(&subject, success, &self.dashboard_url, &tasks);
+            let content =
+                EmailContent::for_zip_batch(&subject, success, &self.dashboard_url, &tasks);
             self.email(&batch, None, &subject, &to, &content).await?;
         }
         Ok(())
@@ -173,13 +214,21 @@ impl Notifier {
 
     /// `notification_email`, else the owner's address unless the project turned it off.
     fn recipient(&self, batch: &Batch, project: &Project) -> Option<String> {
-        batch
-            .notification_email
-            .clone()
-            .or_else(|| project.default_email_enabled.then(|| project.owner_email.clone()))
+        batch.notification_email.clone().or_else(|| {
+            project
+                .default_email_enabled
+                .then(|| project.owner_email.clone())
+        })
     }
 
-    async fn webhook(&self, batch: &Batch, job_id: Option<uuid::Uuid>, subject: &str, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    async fn webhook(
+        &self,
+        batch: &Batch,
+        job_id: Option<uuid::Uuid>,
+        subject: &str,
+        url: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<()> {
         let claim = {
             let mut conn = self.db.conn().await?;
             notifications::claim(&mut conn, batch.id, job_id, subject, "webhook").await?
@@ -191,16 +240,30 @@ impl Notifier {
         let result = self.egress.post_json(url, body, &[]).await;
         let (sent, error) = match result {
             Ok(reply) if matches!(reply.status, 200 | 201 | 202 | 204) => (true, None),
-            Ok(reply) => (false, Some(format!("receiver answered HTTP {}", reply.status))),
+            Ok(reply) => (
+                false,
+                Some(format!("receiver answered HTTP {}", reply.status)),
+            ),
             Err(e) => (false, Some(e.to_string())),
         };
-        tracing::info!(sent, error = error.as_deref().unwrap_or(""), "webhook delivery");
+        tracing::info!(
+            sent,
+            error = error.as_deref().unwrap_or(""),
+            "webhook delivery"
+        );
         let mut conn = self.db.conn().await?;
         notifications::record(&mut conn, id, sent, error.as_deref()).await?;
         Ok(())
     }
 
-    async fn email(&self, batch: &Batch, job_id: Option<uuid::Uuid>, subject: &str, to: &str, content: &EmailContent) -> anyhow::Result<()> {
+    async fn email(
+        &self,
+        batch: &Batch,
+        job_id: Option<uuid::Uuid>,
+        subject: &str,
+        to: &str,
+        content: &EmailContent,
+    ) -> anyhow::Result<()> {
         let claim = {
             let mut conn = self.db.conn().await?;
             notifications::claim(&mut conn, batch.id, job_id, subject, "email").await?

@@ -14,21 +14,34 @@ pub enum Mailer {
 
 impl Mailer {
     pub fn smtp(url: &str) -> anyhow::Result<Self> {
-        Ok(Mailer::Smtp(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.build()))
+        Ok(Mailer::Smtp(
+            AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.build(),
+        ))
     }
 
     pub fn folder(dir: PathBuf) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Mailer::Folder(AsyncFileTransport::<Tokio1Executor>::new(&dir), dir))
+        Ok(Mailer::Folder(
+            AsyncFileTransport::<Tokio1Executor>::new(&dir),
+            dir,
+        ))
     }
 
-    pub async fn send(&self, from: &Mailbox, to: &str, content: &EmailContent) -> anyhow::Result<()> {
+    pub async fn send(
+        &self,
+        from: &Mailbox,
+        to: &str,
+        content: &EmailContent,
+    ) -> anyhow::Result<()> {
         let to: Mailbox = to.parse()?;
         let message = Message::builder()
             .from(from.clone())
             .to(to)
             .subject(content.subject.clone())
-            .multipart(MultiPart::alternative_plain_html(text(content), html(content)))?;
+            .multipart(MultiPart::alternative_plain_html(
+                text(content),
+                html(content),
+            ))?;
         match self {
             Mailer::Smtp(t) => {
                 t.send(message).await?;
@@ -43,7 +56,11 @@ impl Mailer {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 pub fn text(c: &EmailContent) -> String {
@@ -55,10 +72,16 @@ pub fn text(c: &EmailContent) -> String {
     if let Some(rows) = &c.tasks {
         out.push_str("\n#  URL  Status  Output file\n");
         for r in rows {
-            out.push_str(&format!("{}  {}  {}  {}\n", r.number, r.url, r.status, r.filename));
+            out.push_str(&format!(
+                "{}  {}  {}  {}\n",
+                r.number, r.url, r.status, r.filename
+            ));
         }
     }
-    out.push_str(&format!("\nDownload your files from your dashboard: {}\n", c.dashboard_url));
+    out.push_str(&format!(
+        "\nDownload your files from your dashboard: {}\n",
+        c.dashboard_url
+    ));
     out
 }
 
@@ -74,7 +97,10 @@ pub fn html(c: &EmailContent) -> String {
     if let Some(b) = &c.batch_id {
         out.push_str(&format!("<p>Batch ID: <code>{}</code></p>", escape(b)));
     }
-    out.push_str(&format!("<p>Status: <strong>{}</strong></p>", escape(&c.status_text)));
+    out.push_str(&format!(
+        "<p>Status: <strong>{}</strong></p>",
+        escape(&c.status_text)
+    ));
     if let Some(rows) = &c.tasks {
         out.push_str("<table border=\"1\" cellpadding=\"4\"><tr><th>#</th><th>URL</th><th>Status</th><th>Output file</th></tr>");
         for r in rows {

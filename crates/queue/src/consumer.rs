@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -82,7 +84,9 @@ pub async fn run(
 ) {
     let mut in_flight: JoinSet<()> = JoinSet::new();
     'reconnect: loop {
-        let Some(conn) = connect_with_backoff(&cfg, &cancel).await else { break };
+        let Some(conn) = connect_with_backoff(&cfg, &cancel).await else {
+            break;
+        };
         let channel = match conn.create_channel().await {
             Ok(c) => c,
             Err(e) => {
@@ -90,7 +94,10 @@ pub async fn run(
                 continue;
             }
         };
-        if let Err(e) = channel.basic_qos(prefetch, BasicQosOptions { global: false }).await {
+        if let Err(e) = channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await
+        {
             tracing::warn!(error = %e, "cannot set prefetch, reconnecting");
             continue;
         }
@@ -98,7 +105,12 @@ pub async fn run(
         for (i, sub) in subscriptions.iter().enumerate() {
             let tag = format!("{}#{}", cfg.connection_name, sub.queue);
             match channel
-                .basic_consume(&sub.queue, &tag, BasicConsumeOptions::default(), FieldTable::default())
+                .basic_consume(
+                    &sub.queue,
+                    &tag,
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
                 .await
             {
                 Ok(consumer) => streams.push(consumer.map(move |d| (i, d)).boxed()),

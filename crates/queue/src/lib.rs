@@ -52,13 +52,18 @@ pub async fn connect(cfg: &AmqpConfig) -> Result<Connection, lapin::Error> {
 }
 
 /// Connects, retrying with exponential backoff and jitter until it works or `cancel` fires.
-pub async fn connect_with_backoff(cfg: &AmqpConfig, cancel: &CancellationToken) -> Option<Connection> {
+pub async fn connect_with_backoff(
+    cfg: &AmqpConfig,
+    cancel: &CancellationToken,
+) -> Option<Connection> {
     let mut delay = Duration::from_millis(100);
     loop {
         match connect(cfg).await {
             Ok(conn) => return Some(conn),
             Err(e) => {
-                let jitter = Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1));
+                let jitter = Duration::from_millis(
+                    rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1),
+                );
                 tracing::warn!(error = %e, retry_in_ms = (delay + jitter).as_millis() as u64, "RabbitMQ unreachable");
                 tokio::select! {
                     _ = cancel.cancelled() => return None,

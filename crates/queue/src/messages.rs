@@ -6,10 +6,17 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::topology::{
-    ARCHIVE, BATCH_COMPLETED, EVENTS_EXCHANGE, JOB_COMPLETED, RENDER_BATCH, RENDER_SYNC, WORK_EXCHANGE,
+    ARCHIVE, BATCH_COMPLETED, EVENTS_EXCHANGE, JOB_COMPLETED, RENDER_BATCH, RENDER_SYNC,
+    WORK_EXCHANGE,
 };
 
-fn message<T: Serialize>(exchange: &str, routing_key: &str, kind: &str, batch_id: Uuid, body: &T) -> OutboxMessage {
+fn message<T: Serialize>(
+    exchange: &str,
+    routing_key: &str,
+    kind: &str,
+    batch_id: Uuid,
+    body: &T,
+) -> OutboxMessage {
     OutboxMessage {
         exchange: exchange.to_string(),
         routing_key: routing_key.to_string(),
@@ -32,9 +39,21 @@ pub fn archive(job: &ArchiveJob) -> OutboxMessage {
 }
 
 pub fn job_completed(event: &JobCompleted) -> OutboxMessage {
-    message(EVENTS_EXCHANGE, JOB_COMPLETED, kind::JOB_COMPLETED, event.batch_id, event)
+    message(
+        EVENTS_EXCHANGE,
+        JOB_COMPLETED,
+        kind::JOB_COMPLETED,
+        event.batch_id,
+        event,
+    )
 }
 
 pub fn batch_completed(event: &BatchCompleted) -> OutboxMessage {
-    message(EVENTS_EXCHANGE, BATCH_COMPLETED, kind::BATCH_COMPLETED, event.batch_id, event)
+    message(
+        EVENTS_EXCHANGE,
+        BATCH_COMPLETED,
+        kind::BATCH_COMPLETED,
+        event.batch_id,
+        event,
+    )
 }

@@ -39,7 +39,9 @@ impl From<diesel::result::Error> for RelayError {
 /// have their rows published at once instead of at the next poll.
 pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: CancellationToken) {
     'reconnect: loop {
-        let Some(conn) = connect_with_backoff(&cfg, &cancel).await else { return };
+        let Some(conn) = connect_with_backoff(&cfg, &cancel).await else {
+            return;
+        };
         let channel = match open_confirm_channel(&conn).await {
             Ok(c) => c,
             Err(e) => {
@@ -81,7 +83,9 @@ pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: Cancellatio
 
 async fn open_confirm_channel(conn: &lapin::Connection) -> Result<Channel, lapin::Error> {
     let channel = conn.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     Ok(channel)
 }
 
@@ -128,7 +132,10 @@ async fn publish_all(channel: &Channel, rows: &[OutboxRow]) -> Result<(), RelayE
             .basic_publish(
                 &row.exchange,
                 &row.routing_key,
-                BasicPublishOptions { mandatory: true, immediate: false },
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
                 &body,
                 props,
             )
@@ -139,7 +146,9 @@ async fn publish_all(channel: &Channel, rows: &[OutboxRow]) -> Result<(), RelayE
         match confirm.await? {
             Confirmation::Ack(None) | Confirmation::NotRequested => {}
             // Returned as unroutable, or nacked (queue full, alarm): keep the row, retry.
-            Confirmation::Ack(Some(_)) | Confirmation::Nack(_) => return Err(RelayError::Nacked(id)),
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(_) => {
+                return Err(RelayError::Nacked(id));
+            }
         }
     }
     Ok(())

@@ -41,7 +41,10 @@ fn durable() -> QueueDeclareOptions {
 
 fn quorum_args(dead_letter: Option<&str>, delivery_limit: u32) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString("quorum".into()),
+    );
     if let Some(routing_key) = dead_letter {
         args.insert(
             ShortString::from("x-dead-letter-exchange"),
@@ -93,13 +96,25 @@ pub async fn declare(channel: &Channel, delivery_limit: u32) -> Result<(), lapin
             .queue_declare(&dead, durable(), quorum_args(None, delivery_limit))
             .await?;
         channel
-            .queue_bind(&dead, DEAD_EXCHANGE, queue, QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                &dead,
+                DEAD_EXCHANGE,
+                queue,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         channel
             .queue_declare(queue, durable(), quorum_args(Some(queue), delivery_limit))
             .await?;
         channel
-            .queue_bind(queue, WORK_EXCHANGE, queue, QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                queue,
+                WORK_EXCHANGE,
+                queue,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
     }
     let dead = dead_letter_queue(NOTIFIER_EVENTS);
@@ -107,7 +122,13 @@ pub async fn declare(channel: &Channel, delivery_limit: u32) -> Result<(), lapin
         .queue_declare(&dead, durable(), quorum_args(None, delivery_limit))
         .await?;
     channel
-        .queue_bind(&dead, DEAD_EXCHANGE, NOTIFIER_EVENTS, QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            &dead,
+            DEAD_EXCHANGE,
+            NOTIFIER_EVENTS,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     channel
         .queue_declare(
@@ -118,7 +139,13 @@ pub async fn declare(channel: &Channel, delivery_limit: u32) -> Result<(), lapin
         .await?;
     for key in [JOB_COMPLETED, BATCH_COMPLETED] {
         channel
-            .queue_bind(NOTIFIER_EVENTS, EVENTS_EXCHANGE, key, QueueBindOptions::default(), FieldTable::default())
+            .queue_bind(
+                NOTIFIER_EVENTS,
+                EVENTS_EXCHANGE,
+                key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
     }
     Ok(())

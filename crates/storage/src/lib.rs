@@ -62,7 +62,9 @@ impl Storage {
     pub async fn put_file(&self, key: &str, path: &Path) -> Result<u64, StoreError> {
         use tokio::io::AsyncReadExt;
         let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
-        let mut upload = object_store::WriteMultipart::new(self.store.put_multipart(&ObjectPath::from(key)).await?);
+        let mut upload = object_store::WriteMultipart::new(
+            self.store.put_multipart(&ObjectPath::from(key)).await?,
+        );
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
@@ -85,7 +87,13 @@ impl Storage {
     pub async fn open(
         &self,
         key: &str,
-    ) -> Result<Option<(u64, futures_util::stream::BoxStream<'static, Result<Bytes, StoreError>>)>, StoreError> {
+    ) -> Result<
+        Option<(
+            u64,
+            futures_util::stream::BoxStream<'static, Result<Bytes, StoreError>>,
+        )>,
+        StoreError,
+    > {
         match self.store.get(&ObjectPath::from(key)).await {
             Ok(r) => {
                 let size = r.meta.size;
@@ -129,7 +137,9 @@ pub struct LinkSigner {
 
 impl std::fmt::Debug for LinkSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkSigner").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("LinkSigner")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,7 +178,9 @@ impl LinkSigner {
 
     /// A link valid for the signer's TTL from now.
     pub fn sign(&self, base_url: &str, key: &str) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         self.sign_until(base_url, key, (now + self.ttl).as_secs())
     }
 
@@ -184,11 +196,16 @@ impl LinkSigner {
 
     /// Checks a link's signature (in constant time) and expiry.
     pub fn verify(&self, key: &str, expires: u64, signature: &str) -> Result<(), LinkError> {
-        let sig = URL_SAFE_NO_PAD.decode(signature).map_err(|_| LinkError::BadSignature)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| LinkError::BadSignature)?;
         self.mac(key, expires)
             .verify_slice(&sig)
             .map_err(|_| LinkError::BadSignature)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         if now > expires {
             return Err(LinkError::Expired);
         }
@@ -221,10 +238,19 @@ mod tests {
         let link = signer.sign("http://h", "dev/files/p/url-to-pdf/a_1.pdf");
         let (key, expires, sig) = parts(&link);
         assert_eq!(signer.verify(&key, expires, &sig), Ok(()));
-        assert_eq!(signer.verify("dev/files/p/url-to-pdf/b_1.pdf", expires, &sig), Err(LinkError::BadSignature));
-        assert_eq!(signer.verify(&key, expires + 1, &sig), Err(LinkError::BadSignature));
+        assert_eq!(
+            signer.verify("dev/files/p/url-to-pdf/b_1.pdf", expires, &sig),
+            Err(LinkError::BadSignature)
+        );
+        assert_eq!(
+            signer.verify(&key, expires + 1, &sig),
+            Err(LinkError::BadSignature)
+        );
         let other = LinkSigner::new(b"other", Duration::from_secs(60));
-        assert_eq!(other.verify(&key, expires, &sig), Err(LinkError::BadSignature));
+        assert_eq!(
+            other.verify(&key, expires, &sig),
+            Err(LinkError::BadSignature)
+        );
     }
 
     #[test]
@@ -239,8 +265,14 @@ mod tests {
     async fn local_store_round_trip() {
         let dir = std::env::temp_dir().join(format!("enc-store-{}", std::process::id()));
         let store = Storage::local(&dir).expect("store");
-        store.put("a/b/c.pdf", Bytes::from_static(b"%PDF-1.7")).await.expect("put");
-        assert_eq!(store.get("a/b/c.pdf").await.expect("get"), Bytes::from_static(b"%PDF-1.7"));
+        store
+            .put("a/b/c.pdf", Bytes::from_static(b"%PDF-1.7"))
+            .await
+            .expect("put");
+        assert_eq!(
+            store.get("a/b/c.pdf").await.expect("get"),
+            Bytes::from_static(b"%PDF-1.7")
+        );
         assert!(store.exists("a/b/c.pdf").await.expect("head"));
         store.delete("a/b/c.pdf").await.expect("delete");
         assert!(!store.exists("a/b/c.pdf").await.expect("head"));

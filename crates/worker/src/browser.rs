@@ -76,7 +76,10 @@ impl Chrome {
 
     /// The current browser, launched if there is none (blocking: call from a blocking thread).
     pub fn get(&self) -> anyhow::Result<Handle> {
-        let mut slot = self.slot.lock().map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
+        let mut slot = self
+            .slot
+            .lock()
+            .map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
         if let Some(s) = slot.as_mut() {
             if s.jobs < RECYCLE_AFTER {
                 s.jobs += 1;
@@ -89,7 +92,9 @@ impl Chrome {
         }
         // The old browser (if any) is killed when the last job holding it drops its handle.
         let browser = Arc::new(self.launch()?);
-        let control = browser.new_tab().context("failed to open the control tab")?;
+        let control = browser
+            .new_tab()
+            .context("failed to open the control tab")?;
         *slot = Some(Slot {
             browser: browser.clone(),
             control: control.clone(),
@@ -100,23 +105,18 @@ impl Chrome {
 
     /// Forgets a browser that failed, so the next job launches a fresh one.
     pub fn discard(&self, failed: &Handle) {
-        if let Ok(mut slot) = self.slot.lock() {
-            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.browser, &failed.browser)) {
-                tracing::warn!("discarding a failed Chromium");
-                *slot = None;
-            }
+        if let Ok(mut slot) = self.slot.lock()
+            && slot
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(&s.browser, &failed.browser))
+        {
+            tracing::warn!("discarding a failed Chromium");
+            *slot = None;
         }
     }
 
     /// Launches the browser now, so the first job does not pay for it.
     pub fn warm_up(&self) -> anyhow::Result<()> {
-        let browser = self.get()?;
-        if let Ok(mut slot) = self.slot.lock() {
-            if let Some(s) = slot.as_mut() {
-                s.jobs = s.jobs.saturating_sub(1);
-            }
-        }
-        drop(browser);
-        Ok(())
+        self.get().map(drop)
     }
 }

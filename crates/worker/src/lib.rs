@@ -47,7 +47,11 @@ pub struct Running {
 
 /// Starts consuming render work until `cancel` fires.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
-    enconvert_db::migrate(settings.database_url.expose_secret(), Duration::from_secs(60)).await?;
+    enconvert_db::migrate(
+        settings.database_url.expose_secret(),
+        Duration::from_secs(60),
+    )
+    .await?;
     let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
     let storage = Storage::local(&settings.storage_dir).context("failed to open the file store")?;
     let chrome = Chrome::new(settings.worker.chromium_path.clone());
@@ -81,10 +85,21 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         })
     };
     let subscriptions = vec![
-        Subscription { queue: topology::RENDER_SYNC.to_string(), handler: handler.clone() },
-        Subscription { queue: topology::RENDER_BATCH.to_string(), handler },
+        Subscription {
+            queue: topology::RENDER_SYNC.to_string(),
+            handler: handler.clone(),
+        },
+        Subscription {
+            queue: topology::RENDER_BATCH.to_string(),
+            handler,
+        },
     ];
-    let relay = tokio::spawn(enconvert_queue::relay::run(db, amqp.clone(), relay_wake, cancel.clone()));
+    let relay = tokio::spawn(enconvert_queue::relay::run(
+        db,
+        amqp.clone(),
+        relay_wake,
+        cancel.clone(),
+    ));
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     let grace = settings.worker.render_timeout + Duration::from_secs(5);
     let done = tokio::spawn(async move {
@@ -119,7 +134,8 @@ impl Worker {
     async fn render_job(&self, work: &RenderJob) -> anyhow::Result<Disposition> {
         let _permit = self.slots.acquire().await?;
         // The lease outlives the render's own deadline, so a live worker never loses its job.
-        let lease_until = Utc::now() + chrono::Duration::from_std(self.render_timeout + Duration::from_secs(30))?;
+        let lease_until =
+            Utc::now() + chrono::Duration::from_std(self.render_timeout + Duration::from_secs(30))?;
         let claimed = {
             let mut conn = self.db.conn().await?;
             jobs::claim(&mut conn, work.job_id, lease_until).await?
@@ -131,7 +147,14 @@ impl Worker {
         let options: RenderOptions = match serde_json::from_value(batch.options.clone()) {
             Ok(o) => o,
             Err(e) => {
-                self.finish(&job, Outcome::Failed { error: format!("unreadable render options: {e}") }, 0).await?;
+                self.finish(
+                    &job,
+                    Outcome::Failed {
+                        error: format!("unreadable render options: {e}"),
+                    },
+                    0,
+                )
+                .await?;
                 return Ok(Disposition::Ack);
             }
         };
@@ -159,7 +182,9 @@ impl Worker {
         let chrome = self.chrome.clone();
         let (url_owned, opts, slot2) = (url.to_string(), options.clone(), slot.clone());
         let task = tokio::task::spawn_blocking(move || {
-            let browser = chrome.get().map_err(|e| RenderError::Browser(format!("{e:#}")))?;
+            let browser = chrome
+                .get()
+                .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
             let result = render::render(&browser, &url_owned, &opts, deadline, &slot2);
             if matches!(result, Err(RenderError::Browser(_))) {
                 chrome.discard(&browser);
@@ -179,7 +204,13 @@ impl Worker {
         }
     }
 
-    async fn store(&self, job: &Job, batch: &Batch, options: &RenderOptions, bytes: Vec<u8>) -> anyhow::Result<Outcome> {
+    async fn store(
+        &self,
+        job: &Job,
+        batch: &Batch,
+        options: &RenderOptions,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Outcome> {
         let endpoint = Endpoint::parse(&batch.endpoint).unwrap_or(Endpoint::UrlToPdf);
         let stem = match &batch.output_filename {
             Some(s) => s.clone(),

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use enconvert_domain::request::{Band, ImageFormat, OutputKind, RenderOptions};
+use headless_chrome::Tab;
 use headless_chrome::protocol::cdp::{Emulation, Network, Page, Target};
 use headless_chrome::types::PrintToPdfOptions;
-use headless_chrome::Tab;
 
 use crate::browser::Handle;
 
@@ -137,7 +137,11 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
     tab.call_method(Emulation::SetDeviceMetricsOverride {
         width: o.viewport_width,
         height: o.viewport_height,
-        device_scale_factor: if o.kind == OutputKind::Screenshot { o.screenshot.device_scale_factor } else { 1.0 },
+        device_scale_factor: if o.kind == OutputKind::Screenshot {
+            o.screenshot.device_scale_factor
+        } else {
+            1.0
+        },
         mobile: false,
         scale: None,
         screen_width: None,
@@ -173,10 +177,15 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
         .map_err(browser_err)?;
     }
     if !blocked.is_empty() {
-        tab.call_method(Network::SetBlockedURLs { urls: blocked }).map_err(browser_err)?;
+        tab.call_method(Network::SetBlockedURLs { urls: blocked })
+            .map_err(browser_err)?;
     }
     if !o.headers.is_empty() {
-        let headers = o.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers = o
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         tab.set_extra_http_headers(headers).map_err(browser_err)?;
     }
     if !o.cookies.is_empty() {
@@ -186,7 +195,13 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
             .map(|c| Network::CookieParam {
                 name: c.name.clone(),
                 value: c.value.clone(),
-                url: c.url.clone().or_else(|| if c.domain.is_none() { Some(url.to_string()) } else { None }),
+                url: c.url.clone().or_else(|| {
+                    if c.domain.is_none() {
+                        Some(url.to_string())
+                    } else {
+                        None
+                    }
+                }),
                 domain: c.domain.clone(),
                 path: Some(c.path.clone()),
                 secure: c.secure,
@@ -204,7 +219,8 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
                 partition_key: None,
             })
             .collect();
-        tab.call_method(Network::SetCookies { cookies }).map_err(browser_err)?;
+        tab.call_method(Network::SetCookies { cookies })
+            .map_err(browser_err)?;
     }
     if let Some(auth) = &o.auth {
         tab.authenticate(Some(auth.username.clone()), Some(auth.password.clone()))
@@ -221,19 +237,27 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
     })?;
     wait_loaded(tab, deadline)?;
 
-    let status = eval_f64(tab, "(() => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; })()")?;
+    let status = eval_f64(
+        tab,
+        "(() => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; })()",
+    )?;
     if o.fail_on_http_error && status >= 400.0 {
-        return Err(RenderError::Target(format!("The page answered HTTP {}", status as u32)));
+        return Err(RenderError::Target(format!(
+            "The page answered HTTP {}",
+            status as u32
+        )));
     }
 
     if let Some(selector) = &o.wait_for_selector {
-        let wait = Duration::from_millis(u64::from(o.wait_for_selector_timeout_ms)).min(remaining(deadline)?);
-        tab.wait_for_element_with_custom_timeout(selector, wait).map_err(|_| {
-            RenderError::Target(format!(
-                "The selector `{selector}` did not appear within {} ms",
-                wait.as_millis()
-            ))
-        })?;
+        let wait = Duration::from_millis(u64::from(o.wait_for_selector_timeout_ms))
+            .min(remaining(deadline)?);
+        tab.wait_for_element_with_custom_timeout(selector, wait)
+            .map_err(|_| {
+                RenderError::Target(format!(
+                    "The selector `{selector}` did not appear within {} ms",
+                    wait.as_millis()
+                ))
+            })?;
     }
     if o.enable_scroll {
         tab.set_default_timeout(remaining(deadline)?);
@@ -253,7 +277,10 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
 fn wait_loaded(tab: &Tab, deadline: Instant) -> Result<()> {
     loop {
         let ready = tab
-            .evaluate("document.readyState === 'complete' && location.href !== 'about:blank'", false)
+            .evaluate(
+                "document.readyState === 'complete' && location.href !== 'about:blank'",
+                false,
+            )
             .map_err(browser_err)?;
         if ready.value.as_ref().and_then(|v| v.as_bool()) == Some(true) {
             return Ok(());
@@ -293,7 +320,10 @@ fn describe_net_error(text: &str) -> String {
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A header or footer template: the content, escaped, with `{page}` and `{total_pages}`
@@ -380,7 +410,11 @@ fn screenshot(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         ImageFormat::Jpeg => Page::CaptureScreenshotFormatOption::Jpeg,
         ImageFormat::Webp => Page::CaptureScreenshotFormatOption::Webp,
     };
-    let quality = if s.format == ImageFormat::Png { None } else { Some(u32::from(s.quality.unwrap_or(90))) };
+    let quality = if s.format == ImageFormat::Png {
+        None
+    } else {
+        Some(u32::from(s.quality.unwrap_or(90)))
+    };
     let clip = if s.full_page {
         let height = eval_f64(
             tab,
@@ -419,8 +453,13 @@ mod tests {
 
     #[test]
     fn band_placeholders_and_escaping() {
-        let t = band_template(Some(&Band { content: "<b>Page {page} of {total_pages}</b>".into(), height: 15.0 }));
-        assert!(t.contains("&lt;b&gt;Page <span class=\"pageNumber\"></span> of <span class=\"totalPages\"></span>"));
+        let t = band_template(Some(&Band {
+            content: "<b>Page {page} of {total_pages}</b>".into(),
+            height: 15.0,
+        }));
+        assert!(t.contains(
+            "&lt;b&gt;Page <span class=\"pageNumber\"></span> of <span class=\"totalPages\"></span>"
+        ));
         assert_eq!(band_template(None), "<span></span>");
     }
 
@@ -430,6 +469,9 @@ mod tests {
             describe_net_error("Navigation failed: net::ERR_NAME_NOT_RESOLVED"),
             "The host name could not be resolved (net::ERR_NAME_NOT_RESOLVED)"
         );
-        assert!(describe_net_error("net::ERR_CONNECTION_REFUSED").starts_with("The connection was refused"));
+        assert!(
+            describe_net_error("net::ERR_CONNECTION_REFUSED")
+                .starts_with("The connection was refused")
+        );
     }
 }

@@ -7,9 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use enconvert_db::batches::{self, CreateError};
 use enconvert_db::models::{Batch, Job};
+use enconvert_domain::JobStatus;
 use enconvert_domain::events::RenderJob;
 use enconvert_domain::request::{ConvertRequest, Endpoint, parse_body};
-use enconvert_domain::JobStatus;
 use enconvert_queue::messages;
 use serde_json::json;
 use uuid::Uuid;
@@ -54,7 +54,15 @@ async fn submit(
     let sync = !request.async_mode;
     let outbox: Vec<_> = jobs
         .iter()
-        .map(|j| messages::render(&RenderJob { job_id: j.id, batch_id: batch.id }, sync))
+        .map(|j| {
+            messages::render(
+                &RenderJob {
+                    job_id: j.id,
+                    batch_id: batch.id,
+                },
+                sync,
+            )
+        })
         .collect();
 
     let mut conn = state.db.conn().await?;
@@ -68,7 +76,10 @@ async fn submit(
     tracing::info!(batch.id = %batch.id, urls = jobs.len(), endpoint = endpoint.as_str(), sync, "batch accepted");
 
     if sync {
-        let job = jobs.into_iter().next().ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync batch without a job")))?;
+        let job = jobs
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync batch without a job")))?;
         return wait_for_sync(state, job, request.direct_download).await;
     }
     Ok(HttpResponse::Accepted().json(json!({
@@ -93,7 +104,10 @@ fn rows(project_id: Uuid, request: &ConvertRequest) -> (Batch, Vec<Job>) {
         failed: 0,
         options: serde_json::to_value(&request.options).unwrap_or_default(),
         output_filename: request.output_filename.clone(),
-        notification_email: request.notification_email.clone().filter(|_| request.async_mode),
+        notification_email: request
+            .notification_email
+            .clone()
+            .filter(|_| request.async_mode),
         callback_url: request
             .callback_url
             .as_ref()
@@ -112,8 +126,18 @@ fn rows(project_id: Uuid, request: &ConvertRequest) -> (Batch, Vec<Job>) {
         .enumerate()
         .map(|(i, url)| {
             // A client-chosen job_id names the single job of the request.
-            let client_id = if request.urls.len() == 1 { request.job_id.clone() } else { None };
-            Job::new_queued(batch_id, project_id, client_id, i32::try_from(i).unwrap_or(i32::MAX), url.to_string())
+            let client_id = if request.urls.len() == 1 {
+                request.job_id.clone()
+            } else {
+                None
+            };
+            Job::new_queued(
+                batch_id,
+                project_id,
+                client_id,
+                i32::try_from(i).unwrap_or(i32::MAX),
+                url.to_string(),
+            )
         })
         .collect();
     (batch, jobs)
@@ -133,14 +157,19 @@ async fn wait_for_sync(state: &AppState, job: Job, direct: bool) -> Result<HttpR
             break j;
         }
         if Instant::now() >= deadline {
-            return Err(ApiError::SyncTimeout(state.sync_timeout.as_secs(), job.public_id()));
+            return Err(ApiError::SyncTimeout(
+                state.sync_timeout.as_secs(),
+                job.public_id(),
+            ));
         }
     };
     match done.status() {
         JobStatus::Success => {}
         _ => {
             return Err(ApiError::ConversionFailed(
-                done.error.clone().unwrap_or_else(|| "unknown error".to_string()),
+                done.error
+                    .clone()
+                    .unwrap_or_else(|| "unknown error".to_string()),
             ));
         }
     }
@@ -152,7 +181,10 @@ async fn wait_for_sync(state: &AppState, job: Job, direct: bool) -> Result<HttpR
         let content_type = content_type_of(&filename);
         return Ok(HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, content_type))
-            .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ))
             .insert_header(("X-Object-Key", key.clone()))
             .insert_header(("X-File-Size", data.len().to_string()))
             .insert_header(("X-Conversion-Time", seconds))

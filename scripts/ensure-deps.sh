@@ -33,8 +33,11 @@ if ! port_open 5672; then
   for _ in $(seq 1 60); do port_open 5672 && break; sleep 1; done
 fi
 port_open 5672 || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
-# The management UI operators watch (best effort: not needed by the tests).
-if command -v rabbitmq-plugins >/dev/null 2>&1 && ! port_open 15672; then
-  rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+# The management plugin: the UI operators watch, and the API the tests create vhosts with.
+if ! port_open 15672; then
+  echo "enabling the RabbitMQ management plugin"
+  rabbitmq-plugins enable rabbitmq_management >/dev/null
+  for _ in $(seq 1 60); do port_open 15672 && break; sleep 1; done
 fi
+port_open 15672 || { echo "the RabbitMQ management API is not reachable on 127.0.0.1:15672" >&2; exit 1; }
 exit 0

@@ -126,3 +126,60 @@ pub async fn find_job(
         Err(_) => Ok(None),
     }
 }
+
+/// The stored archive of a ZIP batch.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub key: String,
+    pub filename: String,
+    pub size: i64,
+}
+
+/// Completes a ZIP batch whose archive is pending: with its archive, or `None` when there was
+/// nothing to archive (every item failed). Writes the messages `announce` builds in the same
+/// transaction. `None` is returned when the batch was not pending (a duplicate message).
+pub async fn complete_archive<F>(
+    conn: &mut Conn,
+    batch_id: Uuid,
+    archive: Option<Archive>,
+    announce: F,
+) -> Result<Option<Batch>, DbError>
+where
+    F: FnOnce(&Batch) -> Vec<OutboxMessage> + Send,
+{
+    conn.transaction::<_, DbError, _>(|conn| {
+        async move {
+            let status = if archive.is_some() {
+                "stored"
+            } else {
+                "failed"
+            };
+            let (key, filename, size) = match archive {
+                Some(a) => (Some(a.key), Some(a.filename), Some(a.size)),
+                None => (None, None, None),
+            };
+            let batch: Option<Batch> = diesel::update(
+                batches::table
+                    .find(batch_id)
+                    .filter(batches::archive_status.eq("pending")),
+            )
+            .set((
+                batches::archive_status.eq(status),
+                batches::archive_key.eq(key),
+                batches::archive_filename.eq(filename),
+                batches::archive_size.eq(size),
+                batches::completed_at.eq(chrono::Utc::now()),
+            ))
+            .returning(Batch::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(b) = &batch {
+                outbox::insert(conn, &announce(b)).await?;
+            }
+            Ok(batch)
+        }
+        .scope_boxed()
+    })
+    .await
+}

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
 
 /// A request a peer received.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub delay: Duration,
+    /// `Some((user, password))`: answer 401 with a Basic challenge unless they are sent.
+    pub basic_auth: Option<(String, String)>,
 }
 
 impl Reply {
@@ -33,6 +36,7 @@ impl Reply {
             content_type: "text/html; charset=utf-8",
             body: body.as_bytes().to_vec(),
             delay: Duration::ZERO,
+            basic_auth: None,
         }
     }
 
@@ -42,7 +46,26 @@ impl Reply {
             content_type: "text/plain",
             body: format!("status {status}").into_bytes(),
             delay: Duration::ZERO,
+            basic_auth: None,
         }
+    }
+
+    pub fn png(body: Vec<u8>) -> Self {
+        Reply {
+            content_type: "image/png",
+            body,
+            ..Reply::status(200)
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.basic_auth = Some((user.to_string(), password.to_string()));
+        self
     }
 }
 
@@ -89,6 +112,23 @@ impl HttpPeer {
                         }
                     };
                     match reply {
+                        Some(reply)
+                            if reply.basic_auth.as_ref().is_some_and(|(u, p)| {
+                                let want = format!(
+                                    "Basic {}",
+                                    base64::engine::general_purpose::STANDARD
+                                        .encode(format!("{u}:{p}"))
+                                );
+                                req.headers()
+                                    .get("authorization")
+                                    .and_then(|v| v.to_str().ok())
+                                    != Some(want.as_str())
+                            }) =>
+                        {
+                            HttpResponse::Unauthorized()
+                                .insert_header(("WWW-Authenticate", "Basic realm=\"test\""))
+                                .body("authentication required")
+                        }
                         Some(reply) => {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;

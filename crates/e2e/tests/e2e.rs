@@ -561,3 +561,390 @@ async fn a_duplicated_render_message_renders_once_and_notifies_once() {
     assert_eq!(hooks.seen("/hook").len(), 1, "one webhook");
     stack.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// The v1 contract: ZIP output, render options, target errors.
+
+async fn submit_and_wait(stack: &Stack, key: &str, path: &str, body: Value) -> Value {
+    let resp = stack.post(key, path, &body).await;
+    assert_eq!(resp.status(), 202, "{body}");
+    let batch_id = resp.json::<Value>().await.unwrap()["batch_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stack.wait_batch(key, &batch_id, WAIT).await
+}
+
+/// Renders one page to a PDF through the whole stack and returns its bytes.
+async fn pdf_of(stack: &Stack, key: &str, body: Value) -> Vec<u8> {
+    let mut body = body;
+    body["async_mode"] = json!(true);
+    let status = submit_and_wait(stack, key, "/v1/convert/url-to-pdf", body).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    bytes(status["items"][0]["download_url"].as_str().unwrap())
+        .await
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zip_output_holds_the_successful_pages() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    site.route("/a", vec![Reply::html(&page("ALPHA"))]);
+    site.route("/b", vec![Reply::html(&page("BRAVO"))]);
+    site.route("/gone", vec![Reply::status(500)]);
+    let project = stack.project("starter", "owner@example.com").await;
+    let status = submit_and_wait(
+        &stack,
+        &project.private_key,
+        "/v1/convert/url-to-pdf",
+        json!({"url": [site.url("/a"), site.url("/b"), site.url("/gone")], "output_format": true}),
+    )
+    .await;
+    assert_eq!(status["status"], "partial", "{status}");
+    assert_eq!(status["output_mode"], "zip");
+    assert!(
+        status["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["download_url"].is_null()),
+        "ZIP mode has no per-item links"
+    );
+    assert_eq!(status["items"][2]["error"], "The page answered HTTP 500");
+    let link = status["zip_download_url"]
+        .as_str()
+        .expect("a ZIP link once complete");
+    let (code, zip) = bytes(link).await;
+    assert_eq!(code, 200);
+    let reader = async_zip::base::read::mem::ZipFileReader::new(zip)
+        .await
+        .unwrap();
+    let entries = reader.file().entries().len();
+    assert_eq!(entries, 2, "failed items are left out");
+    let mut texts = Vec::new();
+    for i in 0..entries {
+        let name = reader.file().entries()[i]
+            .filename()
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(name.ends_with(".pdf"), "{name}");
+        let mut entry = reader.reader_with_entry(i).await.unwrap();
+        let mut data = Vec::new();
+        entry.read_to_end_checked(&mut data).await.unwrap();
+        texts.push(pdf_text(&data));
+    }
+    assert!(texts.iter().any(|t| t.contains("Invoice ALPHA")));
+    assert!(texts.iter().any(|t| t.contains("Invoice BRAVO")));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pdf_layout_options_change_the_output() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    let long: String = (1..=120)
+        .map(|i| format!("<p>Line number {i} of a long report</p>"))
+        .collect();
+    site.route(
+        "/long",
+        vec![Reply::html(&format!("<html><body>{long}</body></html>"))],
+    );
+    site.route("/red", vec![Reply::html("<html><body style=\"background:#ff0000;margin:0\"><div style=\"height:400px\"></div></body></html>")]);
+    let project = stack.project("starter", "owner@example.com").await;
+    let key = &project.private_key;
+
+    // Paginated A4 portrait vs landscape.
+    let portrait = pdf_of(
+        &stack,
+        key,
+        json!({"url": site.url("/long"), "single_page": false}),
+    )
+    .await;
+    let (pages, w, h) = enconvert_e2e::pdf_info(&portrait);
+    assert!(
+        pages > 1 && (w - 595.0).abs() < 2.0 && (h - 842.0).abs() < 2.0,
+        "A4 portrait: {pages} {w}x{h}"
+    );
+    let landscape = pdf_of(&stack, key, json!({"url": site.url("/long"), "single_page": false, "pdf_options": {"orientation": "landscape"}})).await;
+    let (_, w, h) = enconvert_e2e::pdf_info(&landscape);
+    assert!(w > h, "landscape is wider than tall: {w}x{h}");
+
+    // Header and footer on every page, with the right numbers.
+    let banded = pdf_of(
+        &stack,
+        key,
+        json!({"url": site.url("/long"), "single_page": false,
+               "pdf_options": {"header": {"content": "ACME report"}, "footer": {"content": "Page {page} of {total_pages}"}}}),
+    )
+    .await;
+    let (pages, _, _) = enconvert_e2e::pdf_info(&banded);
+    assert!(pages >= 2);
+    let text = pdf_text(&banded);
+    let per_page: Vec<&str> = text
+        .split('\u{c}')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    assert_eq!(per_page.len() as u32, pages);
+    for (i, p) in per_page.iter().enumerate() {
+        assert!(p.contains("ACME report"), "header on page {}", i + 1);
+        assert!(
+            p.contains(&format!("Page {} of {pages}", i + 1)),
+            "footer on page {}: {p}",
+            i + 1
+        );
+    }
+
+    // Single page: one page as tall as the content; margins and scale change its box.
+    let single = pdf_of(&stack, key, json!({"url": site.url("/long"), "pdf_options": {"margins": {"top": 0, "bottom": 0, "left": 0, "right": 0}}})).await;
+    let (pages, w0, h0) = enconvert_e2e::pdf_info(&single);
+    assert_eq!(pages, 1);
+    assert!(h0 > 842.0, "taller than A4: {h0}");
+    let margined = pdf_of(&stack, key, json!({"url": site.url("/long"), "pdf_options": {"margins": {"top": 20, "bottom": 20, "left": 20, "right": 20}}})).await;
+    let (_, w1, _) = enconvert_e2e::pdf_info(&margined);
+    assert!(
+        (w1 - w0 - 40.0 / 25.4 * 72.0).abs() < 2.0,
+        "40 mm of margins widen the page: {w0} -> {w1}"
+    );
+    let scaled = pdf_of(&stack, key, json!({"url": site.url("/long"), "pdf_options": {"scale": 0.5, "margins": {"top": 0, "bottom": 0, "left": 0, "right": 0}}})).await;
+    let (_, w2, h2) = enconvert_e2e::pdf_info(&scaled);
+    assert!(
+        w2 < w0 * 0.6 && h2 < h0,
+        "scale 0.5 shrinks the page: {w0}x{h0} -> {w2}x{h2}"
+    );
+
+    // Grayscale: a red page has no colour left.
+    let colour = pdf_of(&stack, key, json!({"url": site.url("/red")})).await;
+    let gray = pdf_of(
+        &stack,
+        key,
+        json!({"url": site.url("/red"), "pdf_options": {"grayscale": true}}),
+    )
+    .await;
+    assert!(max_saturation(&colour) > 200, "the control page is red");
+    assert!(max_saturation(&gray) < 10, "grayscale leaves no colour");
+    stack.stop().await;
+}
+
+/// The largest difference between colour channels of any pixel of the PDF's first page.
+fn max_saturation(pdf: &[u8]) -> u8 {
+    let dir = std::env::temp_dir().join(format!("enc-raster-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("in.pdf"), pdf).unwrap();
+    let ok = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "20", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(dir.join("in.pdf"))
+        .arg(dir.join("out"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "pdftoppm");
+    let data = std::fs::read(dir.join("out.png")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut reader = png::Decoder::new(std::io::Cursor::new(data))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    if channels < 3 {
+        return 0;
+    }
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2]))
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loading_options_change_what_is_captured() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    let project = stack.project("starter", "owner@example.com").await;
+    let key = &project.private_key;
+    let tiny_png = {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, 1, 1);
+        enc.set_color(png::ColorType::Rgb);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&[0, 128, 255]).unwrap();
+        drop(w);
+        out
+    };
+
+    // wait_for_selector: content that JavaScript adds late.
+    site.route("/late", vec![Reply::html("<html><body><p>early</p><script>setTimeout(() => { const d = document.createElement('div'); d.id = 'late'; d.textContent = 'LATE-CONTENT-81'; document.body.appendChild(d); }, 1200);</script></body></html>")]);
+    let with = pdf_text(
+        &pdf_of(
+            &stack,
+            key,
+            json!({"url": site.url("/late"), "wait_for_selector": "#late"}),
+        )
+        .await,
+    );
+    assert!(with.contains("LATE-CONTENT-81"), "{with}");
+    let without = pdf_text(
+        &pdf_of(
+            &stack,
+            key,
+            json!({"url": site.url("/late"), "enable_scroll": false}),
+        )
+        .await,
+    );
+    assert!(
+        !without.contains("LATE-CONTENT-81"),
+        "control: without the wait the content is missing"
+    );
+
+    // enable_scroll: an image loaded only when scrolled into view.
+    let lazy = "<html><body><div style=\"height:5000px\">top</div><img id=\"x\" data-src=\"/lazy.png\" width=\"10\" height=\"10\"><script>new IntersectionObserver((es) => es.forEach(e => { if (e.isIntersecting) e.target.src = e.target.dataset.src; })).observe(document.getElementById('x'));</script></body></html>";
+    site.route("/lazy", vec![Reply::html(lazy)]);
+    site.route("/lazy.png", vec![Reply::png(tiny_png.clone())]);
+    pdf_of(
+        &stack,
+        key,
+        json!({"url": site.url("/lazy"), "enable_scroll": false}),
+    )
+    .await;
+    assert_eq!(
+        site.seen("/lazy.png").len(),
+        0,
+        "without scrolling the lazy image is not requested"
+    );
+    pdf_of(&stack, key, json!({"url": site.url("/lazy")})).await;
+    assert_eq!(
+        site.seen("/lazy.png").len(),
+        1,
+        "scrolling brings the lazy image in"
+    );
+
+    // load_media: false leaves images out.
+    site.route(
+        "/pic",
+        vec![Reply::html(
+            "<html><body><img src=\"/pic.png\"></body></html>",
+        )],
+    );
+    site.route("/pic.png", vec![Reply::png(tiny_png)]);
+    pdf_of(
+        &stack,
+        key,
+        json!({"url": site.url("/pic"), "load_media": false}),
+    )
+    .await;
+    assert_eq!(
+        site.seen("/pic.png").len(),
+        0,
+        "load_media false: the image is not fetched"
+    );
+    pdf_of(&stack, key, json!({"url": site.url("/pic")})).await;
+    assert_eq!(site.seen("/pic.png").len(), 1);
+
+    // cookies and headers reach the target server.
+    site.route("/who", vec![Reply::html(&page("WHO"))]);
+    pdf_of(
+        &stack,
+        key,
+        json!({"url": site.url("/who"), "headers": {"X-Tenant": "blue-42"},
+               "cookies": [{"name": "session", "value": "s3cr3t", "url": site.url("/")}]}),
+    )
+    .await;
+    let seen = site.seen("/who");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].headers.get("x-tenant").map(String::as_str),
+        Some("blue-42")
+    );
+    assert!(
+        seen[0]
+            .headers
+            .get("cookie")
+            .is_some_and(|c| c.contains("session=s3cr3t")),
+        "{:?}",
+        seen[0].headers
+    );
+
+    // basic auth opens a protected page; without it the page answers 401.
+    site.route(
+        "/private",
+        vec![Reply::html(&page("PRIVATE-7")).with_basic_auth("ann", "pw-1")],
+    );
+    let text = pdf_text(
+        &pdf_of(
+            &stack,
+            key,
+            json!({"url": site.url("/private"), "auth": {"username": "ann", "password": "pw-1"}}),
+        )
+        .await,
+    );
+    assert!(text.contains("Invoice PRIVATE-7"), "{text}");
+    let status = submit_and_wait(
+        &stack,
+        key,
+        "/v1/convert/url-to-pdf",
+        json!({"url": site.url("/private"), "async_mode": true}),
+    )
+    .await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(
+        status["items"][0]["error"],
+        "The page requires authentication; credentials were missing or refused (net::ERR_INVALID_AUTH_CREDENTIALS)"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn target_errors_fail_the_job_clearly() {
+    let stack = Stack::start(StackOptions {
+        render_timeout: Duration::from_secs(4),
+        ..Default::default()
+    })
+    .await;
+    let site = HttpPeer::start().await;
+    site.route(
+        "/slow",
+        vec![Reply::html(&page("SLOW")).delayed(Duration::from_secs(30))],
+    );
+    site.route("/teapot", vec![Reply::status(503)]);
+    let project = stack.project("starter", "owner@example.com").await;
+    let key = &project.private_key;
+    // A port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let status = submit_and_wait(
+        &stack,
+        key,
+        "/v1/convert/url-to-pdf",
+        json!({"url": [format!("http://{closed}/refused"), site.url("/slow"), site.url("/teapot")]}),
+    )
+    .await;
+    assert_eq!(status["status"], "failed", "{status}");
+    let errors: Vec<&str> = status["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors[0].starts_with("The connection was refused"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1], "Page load timeout");
+    assert_eq!(errors[2], "The page answered HTTP 503");
+
+    // fail_on_http_error: false renders the error page anyway.
+    let text = pdf_text(
+        &pdf_of(
+            &stack,
+            key,
+            json!({"url": site.url("/teapot"), "fail_on_http_error": false}),
+        )
+        .await,
+    );
+    assert!(text.contains("status 503"), "{text}");
+    stack.stop().await;
+}

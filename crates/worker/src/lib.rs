@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod archive;
 pub mod browser;
 pub mod render;
 
@@ -13,7 +14,7 @@ use enconvert_config::Settings;
 use enconvert_db::jobs::{self, Outcome};
 use enconvert_db::models::{Batch, Job};
 use enconvert_db::{Db, DbError};
-use enconvert_domain::events::{BatchCompleted, JobCompleted, RenderJob};
+use enconvert_domain::events::{ArchiveJob, BatchCompleted, JobCompleted, RenderJob};
 use enconvert_domain::naming;
 use enconvert_domain::request::{Endpoint, RenderOptions};
 use enconvert_queue::consumer::{self, Disposition, Handler, Incoming, Subscription};
@@ -30,7 +31,7 @@ use crate::render::{RenderError, TabSlot};
 
 /// Everything a job needs, shared by all in flight.
 #[derive(Clone)]
-struct Worker {
+pub(crate) struct Worker {
     db: Db,
     storage: Storage,
     chrome: Chrome,
@@ -84,6 +85,13 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             Box::pin(async move { worker.handle_render(msg).await })
         })
     };
+    let archive_handler: Handler = {
+        let worker = worker.clone();
+        Arc::new(move |msg: Incoming| {
+            let worker = worker.clone();
+            Box::pin(async move { worker.handle_archive(msg).await })
+        })
+    };
     let subscriptions = vec![
         Subscription {
             queue: topology::RENDER_SYNC.to_string(),
@@ -92,6 +100,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         Subscription {
             queue: topology::RENDER_BATCH.to_string(),
             handler,
+        },
+        Subscription {
+            queue: topology::ARCHIVE.to_string(),
+            handler: archive_handler,
         },
     ];
     let relay = tokio::spawn(enconvert_queue::relay::run(
@@ -122,6 +134,26 @@ impl Worker {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = ?e, "render job interrupted; it will be delivered again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Disposition::Requeue
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn handle_archive(&self, msg: Incoming) -> Disposition {
+        let Ok(work) = serde_json::from_slice::<ArchiveJob>(&msg.data) else {
+            tracing::error!("unreadable archive message, dead-lettering it");
+            return Disposition::DeadLetter;
+        };
+        let span = tracing::info_span!("archive", batch.id = %work.batch_id);
+        async {
+            match self.build_archive(&work).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "archive interrupted; it will be delivered again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     Disposition::Requeue
                 }
@@ -248,13 +280,21 @@ impl Worker {
                 status: f.job.status(),
                 output_mode: mode,
             })];
-            if f.batch_done && mode == enconvert_domain::OutputMode::Individual {
-                out.push(messages::batch_completed(&BatchCompleted {
-                    batch_id: f.batch.id,
-                    project_id: f.batch.project_id,
-                    status: f.batch.status(),
-                    output_mode: mode,
-                }));
+            if f.batch_done {
+                out.push(match mode {
+                    enconvert_domain::OutputMode::Individual => {
+                        messages::batch_completed(&BatchCompleted {
+                            batch_id: f.batch.id,
+                            project_id: f.batch.project_id,
+                            status: f.batch.status(),
+                            output_mode: mode,
+                        })
+                    }
+                    // The batch completes once its archive is stored.
+                    enconvert_domain::OutputMode::Zip => messages::archive(&ArchiveJob {
+                        batch_id: f.batch.id,
+                    }),
+                });
             }
             out
         })

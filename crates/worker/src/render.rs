@@ -97,6 +97,29 @@ const SCROLL_JS: &str = r#"(async () => {
   return true;
 })()"#;
 
+/// Turns the page gray. A filter on the root element would leave the canvas background
+/// (propagated from `html` or `body`) in colour, so the root gets an explicit gray
+/// background and the body the filter.
+const GRAYSCALE_JS: &str = r#"(() => {
+  const gray = (c) => {
+    const m = /rgba?\(([^)]+)\)/.exec(c);
+    if (!m) return null;
+    const [r, g, b, a] = m[1].split(',').map(Number);
+    if (a === 0) return null;
+    const y = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+    return `rgb(${y}, ${y}, ${y})`;
+  };
+  const html = document.documentElement;
+  const body = document.body;
+  const canvas = gray(getComputedStyle(html).backgroundColor)
+    || (body && gray(getComputedStyle(body).backgroundColor))
+    || 'rgb(255, 255, 255)';
+  html.style.setProperty('background', canvas, 'important');
+  html.style.setProperty('-webkit-print-color-adjust', 'exact', 'important');
+  if (body) body.style.setProperty('filter', 'grayscale(100%)', 'important');
+  return true;
+})()"#;
+
 /// Renders `url` with `options`; the tab and its browser context are closed afterwards.
 pub fn render(
     browser: &Handle,
@@ -223,8 +246,10 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
             .map_err(browser_err)?;
     }
     if let Some(auth) = &o.auth {
+        // Answer the site's Basic challenge; Chromium then sends the credentials itself.
         tab.authenticate(Some(auth.username.clone()), Some(auth.password.clone()))
             .map_err(browser_err)?;
+        tab.enable_fetch(None, Some(true)).map_err(browser_err)?;
     }
 
     tab.navigate_to(url).map_err(|e| {
@@ -309,6 +334,8 @@ fn describe_net_error(text: &str) -> String {
         "The connection was refused"
     } else if code.contains("TIMED_OUT") {
         "The connection timed out"
+    } else if code.contains("AUTH_CREDENTIALS") {
+        "The page requires authentication; credentials were missing or refused"
     } else if code.contains("BLOCKED") {
         "The request was blocked"
     } else if code.contains("CERT") || code.contains("SSL") {
@@ -349,11 +376,7 @@ const MM_PER_INCH: f64 = 25.4;
 fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
     let p = &o.pdf;
     if p.grayscale {
-        tab.evaluate(
-            "(() => { const s = document.createElement('style'); s.textContent = 'html { filter: grayscale(100%) !important; }'; document.head.appendChild(s); return true; })()",
-            false,
-        )
-        .map_err(browser_err)?;
+        tab.evaluate(GRAYSCALE_JS, false).map_err(browser_err)?;
     }
     let has_bands = p.header.is_some() || p.footer.is_some();
     let mut top = p.margin_top_mm;

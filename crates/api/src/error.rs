@@ -28,6 +28,10 @@ pub enum ApiError {
         "The conversion is taking longer than {0} seconds; it goes on, poll /v1/convert/status/{1}."
     )]
     SyncTimeout(u64, String),
+    #[error(
+        "Rate limit exceeded: {limit} requests per minute for this key. Retry in {reset} seconds."
+    )]
+    RateLimited { limit: u32, reset: u32 },
     #[error("The service is temporarily unavailable; retry shortly.")]
     Unavailable,
     #[error("internal error")]
@@ -46,6 +50,7 @@ impl ApiError {
             ApiError::Gone { .. } => "gone",
             ApiError::ConversionFailed(_) => "conversion_failed",
             ApiError::SyncTimeout(..) => "conversion_timeout",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -79,6 +84,7 @@ impl ResponseError for ApiError {
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::ConversionFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::SyncTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -90,8 +96,17 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?e, "request failed");
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable) {
-            resp.insert_header((RETRY_AFTER, HeaderValue::from_static("5")));
+        match self {
+            ApiError::Unavailable => {
+                resp.insert_header((RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            ApiError::RateLimited { limit, reset } => {
+                resp.insert_header((RETRY_AFTER, reset.to_string()));
+                resp.insert_header(("RateLimit-Limit", limit.to_string()));
+                resp.insert_header(("RateLimit-Remaining", "0"));
+                resp.insert_header(("RateLimit-Reset", reset.to_string()));
+            }
+            _ => {}
         }
         resp.json(json!({"detail": self.to_string(), "code": self.code()}))
     }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod rate;
 pub mod routes;
 pub mod state;
 
@@ -90,11 +91,12 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         delivery_limit: settings.delivery_limit,
     };
     let relay = tokio::spawn(enconvert_queue::relay::run(
-        db,
+        db.clone(),
         amqp,
         relay_wake,
         cancel.clone(),
     ));
+    tokio::spawn(prune_rate_windows(db, cancel.clone()));
 
     let listener = std::net::TcpListener::bind(settings.api.addr)
         .with_context(|| format!("failed to listen on {}", settings.api.addr))?;
@@ -142,6 +144,21 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         result
     });
     Ok(Running { addr, done })
+}
+
+/// Old rate-limit windows are useless; drop them every minute.
+async fn prune_rate_windows(db: Db, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+        if let Ok(mut conn) = db.conn().await
+            && let Err(e) = enconvert_db::limits::prune(&mut conn).await
+        {
+            tracing::warn!(error = %e, "could not prune rate-limit windows");
+        }
+    }
 }
 
 /// Request logging without query strings (download links carry signatures) or headers

@@ -36,6 +36,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_WORKER_CONCURRENCY", "4"),
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
+    ("ENCONVERT_RETENTION_SWEEP_SECS", "300"),
     ("ENCONVERT_MAIL_DIR", "./data/mail"),
     (
         "ENCONVERT_MAIL_FROM",
@@ -90,6 +91,8 @@ pub struct WorkerSettings {
     pub chromium_path: PathBuf,
     pub concurrency: usize,
     pub render_timeout: Duration,
+    /// How often the worker deletes files past their plan's retention.
+    pub retention_sweep: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +201,7 @@ impl Settings {
                 chromium_path: parsed("ENCONVERT_CHROMIUM_PATH")?,
                 concurrency: positive("ENCONVERT_WORKER_CONCURRENCY")? as usize,
                 render_timeout: Duration::from_secs(positive("ENCONVERT_RENDER_TIMEOUT_SECS")?),
+                retention_sweep: Duration::from_secs(positive("ENCONVERT_RETENTION_SWEEP_SECS")?),
             },
             notifier: NotifierSettings {
                 smtp_url: get("SMTP_URL").map(SecretString::from),

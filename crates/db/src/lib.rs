@@ -3,6 +3,7 @@
 pub mod batches;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
 pub mod models;
 pub mod notifications;
 pub mod outbox;

@@ -88,6 +88,7 @@ pub struct Batch {
     pub archive_size: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub archive_expired_at: Option<DateTime<Utc>>,
 }
 
 impl Batch {
@@ -134,6 +135,7 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub file_expired_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -181,6 +183,7 @@ impl Job {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            file_expired_at: None,
         }
     }
 }

@@ -60,6 +60,7 @@ diesel::table! {
         archive_size -> Nullable<Int8>,
         created_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
+        archive_expired_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -82,6 +83,7 @@ diesel::table! {
         created_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        file_expired_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -113,6 +115,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_windows (key_id, window_start) {
+        key_id -> Uuid,
+        window_start -> Timestamptz,
+        count -> Int4,
+    }
+}
+
 diesel::joinable!(api_keys -> projects (project_id));
 diesel::joinable!(batches -> projects (project_id));
 diesel::joinable!(jobs -> batches (batch_id));
@@ -127,4 +137,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     outbox,
     notifications,
+    rate_windows,
 );

@@ -28,6 +28,7 @@ pub struct StackOptions {
     pub webhook_timeout: Duration,
     pub render_timeout: Duration,
     pub concurrency: usize,
+    pub retention_sweep: Duration,
 }
 
 impl Default for StackOptions {
@@ -37,6 +38,7 @@ impl Default for StackOptions {
             webhook_timeout: Duration::from_secs(5),
             render_timeout: Duration::from_secs(30),
             concurrency: 2,
+            retention_sweep: Duration::from_secs(300),
         }
     }
 }
@@ -102,6 +104,7 @@ impl Stack {
         settings.api.sync_timeout = Duration::from_secs(60);
         settings.worker.render_timeout = opts.render_timeout;
         settings.worker.concurrency = opts.concurrency;
+        settings.worker.retention_sweep = opts.retention_sweep;
         settings.notifier.mail_dir = dir.join("mail");
         settings.notifier.smtp_url = opts.smtp.map(|a| SecretString::from(format!("smtp://{a}")));
         settings.notifier.webhook_timeout = opts.webhook_timeout;

@@ -948,3 +948,120 @@ async fn target_errors_fail_the_job_clearly() {
     assert!(text.contains("status 503"), "{text}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_by_plan_with_headers() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let project = stack.project("free", "owner@example.com").await;
+    let url = "/v1/convert/url-to-pdf";
+    // free: 10 requests per minute for a private key. Invalid bodies count too. A minute
+    // boundary can reset the count once, so up to 21 requests may be needed to see a 429.
+    let mut limited = None;
+    let mut previous: Option<u32> = None;
+    for _ in 0..21 {
+        let resp = stack
+            .post(&project.private_key, url, &json!({"url": "ftp://nope"}))
+            .await;
+        if resp.status() == 429 {
+            limited = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()["ratelimit-limit"], "10");
+        let remaining: u32 = resp.headers()["ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if let Some(prev) = previous {
+            assert!(
+                remaining + 1 == prev || remaining == 9,
+                "{prev} -> {remaining}"
+            );
+        }
+        previous = Some(remaining);
+    }
+    let resp = limited.expect("a 429 after 10 requests in a minute");
+    assert_eq!(
+        previous,
+        Some(0),
+        "the 429 comes right after the last allowed request"
+    );
+    let retry: u32 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(resp.headers()["ratelimit-remaining"], "0");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // Polling is exempt.
+    let resp = stack
+        .get(&project.private_key, "/v1/convert/status/nothing")
+        .await;
+    assert_eq!(resp.status(), 404);
+    // The public key has its own budget (5 per minute on free).
+    let resp = stack
+        .post(&project.public_key, url, &json!({"url": "ftp://nope"}))
+        .await;
+    assert_eq!(resp.headers()["ratelimit-limit"], "5");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_past_retention_are_deleted() {
+    let stack = Stack::start(StackOptions {
+        retention_sweep: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let site = HttpPeer::start().await;
+    site.route("/p", vec![Reply::html(&page("KEEP"))]);
+    let project = stack.project("starter", "owner@example.com").await;
+    let status = submit_and_wait(
+        &stack,
+        &project.private_key,
+        "/v1/convert/url-to-pdf",
+        json!({"url": site.url("/p"), "async_mode": true}),
+    )
+    .await;
+    let link = status["items"][0]["download_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(bytes(&link).await.0, 200);
+    // Starter keeps files 24 h: make this one 25 h old.
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = stack.db.conn().await.unwrap();
+        diesel::sql_query("UPDATE jobs SET finished_at = now() - interval '25 hours'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while bytes(&link).await.0 != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the file was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let batch_id = status["batch_id"].as_str().unwrap();
+    let again: Value = stack
+        .get(
+            &project.private_key,
+            &format!("/v1/convert/batch/{batch_id}"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        again["items"][0]["download_url"].is_null(),
+        "no link to a deleted file"
+    );
+    assert_eq!(again["items"][0]["status"], "Success");
+    stack.stop().await;
+}

@@ -3,6 +3,7 @@
 mod archive;
 pub mod browser;
 pub mod render;
+mod retention;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +111,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         db,
         amqp.clone(),
         relay_wake,
+        cancel.clone(),
+    ));
+    tokio::spawn(retention::run(
+        worker.clone(),
+        settings.worker.retention_sweep,
         cancel.clone(),
     ));
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);

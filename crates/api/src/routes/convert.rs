@@ -42,11 +42,26 @@ async fn submit(
     endpoint: Endpoint,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth::caller(state, req).await?;
+    let rate = crate::rate::check(state, &caller).await?;
+    let mut resp = match submit_as(state, &caller, payload, endpoint).await {
+        Ok(resp) => resp,
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    };
+    rate.apply(&mut resp);
+    Ok(resp)
+}
+
+async fn submit_as(
+    state: &AppState,
+    caller: &enconvert_db::projects::Caller,
+    payload: web::Payload,
+    endpoint: Endpoint,
+) -> Result<HttpResponse, ApiError> {
     let body = read_limited(payload, state.max_body_bytes).await?;
     let request = parse_body(&body)?.validate(endpoint, &state.allow_private)?;
     let plan = caller.plan.to_plan();
     request
-        .authorize(auth::key_kind(&caller), &plan)
+        .authorize(auth::key_kind(caller), &plan)
         .map_err(|f| ApiError::Forbidden(f.0))?;
 
     let project_id = caller.project.id;
@@ -119,6 +134,7 @@ fn rows(project_id: Uuid, request: &ConvertRequest) -> (Batch, Vec<Job>) {
         archive_size: None,
         created_at: Utc::now(),
         completed_at: None,
+        archive_expired_at: None,
     };
     let jobs = request
         .urls

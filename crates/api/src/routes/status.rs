@@ -45,7 +45,9 @@ pub async fn batch(
         .map(|j| {
             let status = j.status();
             let download_url = match (mode, status, &j.object_key) {
-                (OutputMode::Individual, JobStatus::Success, Some(key)) => {
+                (OutputMode::Individual, JobStatus::Success, Some(key))
+                    if j.file_expired_at.is_none() =>
+                {
                     Some(state.signer.sign(&state.public_url, key))
                 }
                 _ => None,
@@ -65,7 +67,9 @@ pub async fn batch(
         })
         .collect();
     let zip_download_url = match (&batch.archive_status, &batch.archive_key) {
-        (Some(s), Some(key)) if s == "stored" => Some(state.signer.sign(&state.public_url, key)),
+        (Some(s), Some(key)) if s == "stored" && batch.archive_expired_at.is_none() => {
+            Some(state.signer.sign(&state.public_url, key))
+        }
         _ => None,
     };
     Ok(HttpResponse::Ok().json(json!({
@@ -94,7 +98,9 @@ pub async fn job(
     drop(conn);
     let status = job.status();
     let presigned_url = match (status, &job.object_key) {
-        (JobStatus::Success, Some(key)) => Some(state.signer.sign(&state.public_url, key)),
+        (JobStatus::Success, Some(key)) if job.file_expired_at.is_none() => {
+            Some(state.signer.sign(&state.public_url, key))
+        }
         _ => None,
     };
     Ok(HttpResponse::Ok().json(json!({

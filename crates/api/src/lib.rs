@@ -4,6 +4,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod rate;
+pub mod responses;
 pub mod routes;
 pub mod state;
 
@@ -23,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::routes::{convert, files, health, status};
+use crate::routes::{convert, docs, files, health, status};
 use crate::state::AppState;
 
 /// A started api: where it listens, and the task that ends when it has stopped.
@@ -36,6 +37,8 @@ pub struct Running {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::live))
         .route("/readyz", web::get().to(health::ready))
+        .route("/openapi.json", web::get().to(docs::openapi_json))
+        .route("/docs", web::get().to(docs::page))
         .route(
             "/v1/convert/url-to-pdf",
             web::post().to(convert::url_to_pdf),

@@ -119,14 +119,14 @@ impl KeyKind {
 }
 
 /// HTTP basic auth for the target site.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BasicAuth {
     pub username: String,
     pub password: String,
 }
 
 /// A cookie set on the target before navigation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cookie {
     pub name: String,
     pub value: String,
@@ -151,7 +151,7 @@ fn default_cookie_path() -> String {
 }
 
 /// A header or footer band of a paginated PDF.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Band {
     pub content: String,
     #[serde(default = "default_band_height")]
@@ -162,7 +162,7 @@ fn default_band_height() -> f64 {
     15.0
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct RawMargins {
     pub top: Option<f64>,
     pub bottom: Option<f64>,
@@ -170,7 +170,7 @@ pub struct RawMargins {
     pub right: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct RawPdfOptions {
     pub page_size: Option<String>,
     pub page_width: Option<f64>,
@@ -186,36 +186,68 @@ pub struct RawPdfOptions {
 
 /// The request body as clients send it. Every field is optional here; unknown fields are
 /// ignored. [`RawConvertRequest::validate`] turns it into a [`ConvertRequest`].
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct RawConvertRequest {
+    /// The page to convert: one URL, or an array of URLs (a batch). http(s) only, at most
+    /// 2048 characters each, public addresses only.
+    #[schema(value_type = Object, example = json!("https://example.com"))]
     pub url: Option<Value>,
+    /// Answer `202` at once and process in the background. Forced on for several URLs.
     pub async_mode: Option<bool>,
+    /// `true` or `"zip"`: one ZIP for the batch; `false` or `"individual"`: a file per URL.
+    #[schema(value_type = Object, example = json!("zip"))]
     pub output_format: Option<Value>,
+    /// Sync single URL only: answer with the file's bytes.
     pub direct_download: Option<bool>,
+    /// File name stem; the server appends `_{timestamp}` and the extension.
     pub output_filename: Option<String>,
+    /// Your id for the job (1..64 of `[A-Za-z0-9_-]`), pollable at `/v1/convert/status/{job_id}`.
     pub job_id: Option<String>,
+    /// Who gets the completion email (async jobs). Default: the project owner.
     pub notification_email: Option<String>,
+    /// Where to POST the completion webhook (plans with webhooks).
     pub callback_url: Option<String>,
+    /// Viewport width in CSS pixels, 320..3840 (default 1920).
     pub viewport_width: Option<u32>,
+    /// Viewport height in CSS pixels, 240..2160 (default 1080).
     pub viewport_height: Option<u32>,
+    /// A CSS selector to wait for before capturing (at most 1000 characters).
     pub wait_for_selector: Option<String>,
+    /// How long to wait for `wait_for_selector`, ms (default 10000, at most 60000).
     pub wait_for_selector_timeout: Option<u32>,
+    /// Load images and media (default true).
     pub load_media: Option<bool>,
+    /// Scroll the page and its inner scrolling panes so lazy content loads (default true).
     pub enable_scroll: Option<bool>,
+    /// Block known ad and tracker hosts (default false).
     pub block_ads: Option<bool>,
+    /// Block video and audio (default false).
     pub block_media: Option<bool>,
+    /// Fail the job when the page answers 4xx/5xx (default true); false renders the error page.
     pub fail_on_http_error: Option<bool>,
+    /// HTTP basic auth for the target (paid plans).
     pub auth: Option<BasicAuth>,
+    /// Cookies set before navigation, at most 50 (paid plans).
     pub cookies: Option<Vec<Cookie>>,
+    /// Extra request headers, at most 20; hop-by-hop headers refused (paid plans).
     pub headers: Option<BTreeMap<String, String>>,
+    /// PDF: one tall page sized to the content (default true); false paginates.
     pub single_page: Option<bool>,
+    /// PDF layout.
     pub pdf_options: Option<RawPdfOptions>,
+    /// Screenshot format: png (default), jpeg or webp.
     pub format: Option<String>,
+    /// Screenshot quality for jpeg and webp, 1..100.
     pub quality: Option<u8>,
+    /// Screenshot the whole page (default true) or only the viewport.
     pub full_page: Option<bool>,
+    /// Screenshot pixel ratio, 1..3 (default 1).
     pub device_scale_factor: Option<f64>,
+    /// Website endpoints: `auto` (default), `sitemap` or `full`.
     pub crawl_mode: Option<String>,
+    /// Website endpoints: regular expressions a page URL must match.
     pub include_patterns: Option<Vec<String>>,
+    /// Website endpoints: regular expressions that exclude a page URL.
     pub exclude_patterns: Option<Vec<String>>,
 }
 

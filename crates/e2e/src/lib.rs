@@ -29,6 +29,7 @@ pub struct StackOptions {
     pub render_timeout: Duration,
     pub concurrency: usize,
     pub retention_sweep: Duration,
+    pub sync_timeout: Duration,
 }
 
 impl Default for StackOptions {
@@ -39,6 +40,7 @@ impl Default for StackOptions {
             render_timeout: Duration::from_secs(30),
             concurrency: 2,
             retention_sweep: Duration::from_secs(300),
+            sync_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -101,7 +103,7 @@ impl Stack {
         settings.storage_dir = dir.join("files");
         settings.db_pool_size = 8;
         settings.api.addr = "127.0.0.1:0".parse().unwrap();
-        settings.api.sync_timeout = Duration::from_secs(60);
+        settings.api.sync_timeout = opts.sync_timeout;
         settings.worker.render_timeout = opts.render_timeout;
         settings.worker.concurrency = opts.concurrency;
         settings.worker.retention_sweep = opts.retention_sweep;

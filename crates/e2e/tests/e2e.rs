@@ -1065,3 +1065,114 @@ async fn files_past_retention_are_deleted() {
     assert_eq!(again["items"][0]["status"], "Success");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_sync_job_answers_504_and_goes_on() {
+    let stack = Stack::start(StackOptions {
+        sync_timeout: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await;
+    let site = HttpPeer::start().await;
+    site.route(
+        "/slow",
+        vec![Reply::html(&page("LATE-SYNC")).delayed(Duration::from_secs(3))],
+    );
+    let project = stack.project("starter", "owner@example.com").await;
+    let resp = stack
+        .post(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/slow"), "job_id": "slow-1"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 504);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "conversion_timeout");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/convert/status/slow-1"),
+        "{body}"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let job: Value = stack
+            .get(&project.private_key, "/v1/convert/status/slow-1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "success" {
+            let (_, pdf) = bytes(job["presigned_url"].as_str().unwrap()).await;
+            assert!(pdf_text(&pdf).contains("LATE-SYNC"));
+            break;
+        }
+        assert_eq!(job["status"], "processing");
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_openapi_document_and_page_describe_the_contract() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let doc: Value = stack
+        .http
+        .get(format!("{}/openapi.json", stack.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/convert/url-to-pdf",
+        "/v1/convert/url-to-screenshot",
+        "/v1/convert/batch/{batch_id}",
+        "/v1/convert/status/{job_id}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    let fields = doc["components"]["schemas"]["RawConvertRequest"]["properties"]
+        .as_object()
+        .unwrap();
+    for f in [
+        "url",
+        "async_mode",
+        "output_format",
+        "direct_download",
+        "output_filename",
+        "job_id",
+        "notification_email",
+        "callback_url",
+        "viewport_width",
+        "viewport_height",
+        "wait_for_selector",
+        "wait_for_selector_timeout",
+        "load_media",
+        "enable_scroll",
+        "block_ads",
+        "block_media",
+        "auth",
+        "cookies",
+        "headers",
+        "single_page",
+        "pdf_options",
+    ] {
+        assert!(fields.contains_key(f), "{f} documented");
+    }
+    let page = stack
+        .http
+        .get(format!("{}/docs", stack.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("POST /v1/convert/url-to-pdf") && page.contains("viewport_width"));
+    stack.stop().await;
+}

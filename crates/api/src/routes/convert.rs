@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::responses::{Accepted, SyncResult};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -11,7 +12,6 @@ use enconvert_domain::JobStatus;
 use enconvert_domain::events::RenderJob;
 use enconvert_domain::request::{ConvertRequest, Endpoint, parse_body};
 use enconvert_queue::messages;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth;
@@ -19,6 +19,29 @@ use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Convert one URL or a list of URLs to PDF.
+///
+/// Sync by default (answers with a link, or the bytes with `direct_download`); `async_mode`
+/// or several URLs answer `202` with a `batch_id` to poll.
+#[utoipa::path(
+    post,
+    path = "/v1/convert/url-to-pdf",
+    request_body = enconvert_domain::request::RawConvertRequest,
+    responses(
+        (status = 200, description = "Sync result", body = SyncResult),
+        (status = 202, description = "Accepted for async processing", body = Accepted),
+        (status = 400, description = "Invalid input", body = crate::responses::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = crate::responses::ErrorBody),
+        (status = 403, description = "Key kind or plan does not allow it", body = crate::responses::ErrorBody),
+        (status = 409, description = "job_id already in use", body = crate::responses::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::responses::ErrorBody),
+        (status = 422, description = "The conversion failed (sync)", body = crate::responses::ErrorBody),
+        (status = 429, description = "Rate limit exceeded", body = crate::responses::ErrorBody),
+        (status = 503, description = "A dependency is down", body = crate::responses::ErrorBody),
+        (status = 504, description = "Sync conversion past its time; it goes on", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn url_to_pdf(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -27,6 +50,21 @@ pub async fn url_to_pdf(
     submit(&state, &req, payload, Endpoint::UrlToPdf).await
 }
 
+/// Convert one URL or a list of URLs to screenshots (PNG by default).
+#[utoipa::path(
+    post,
+    path = "/v1/convert/url-to-screenshot",
+    request_body = enconvert_domain::request::RawConvertRequest,
+    responses(
+        (status = 200, description = "Sync result", body = SyncResult),
+        (status = 202, description = "Accepted for async processing", body = Accepted),
+        (status = 400, description = "Invalid input", body = crate::responses::ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = crate::responses::ErrorBody),
+        (status = 403, description = "Key kind or plan does not allow it", body = crate::responses::ErrorBody),
+        (status = 429, description = "Rate limit exceeded", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn url_to_screenshot(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -97,12 +135,12 @@ async fn submit_as(
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync batch without a job")))?;
         return wait_for_sync(state, job, request.direct_download).await;
     }
-    Ok(HttpResponse::Accepted().json(json!({
-        "status": "processing",
-        "batch_id": batch.id,
-        "url_count": jobs.len(),
-        "output_format": request.output_mode.as_str(),
-    })))
+    Ok(HttpResponse::Accepted().json(Accepted {
+        status: "processing",
+        batch_id: batch.id,
+        url_count: jobs.len(),
+        output_format: request.output_mode.as_str(),
+    }))
 }
 
 /// The batch and job rows of a validated request.
@@ -208,14 +246,14 @@ async fn wait_for_sync(state: &AppState, job: Job, direct: bool) -> Result<HttpR
             .insert_header(("X-Job-Id", done.public_id()))
             .body(data));
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "job_id": done.public_id(),
-        "presigned_url": state.signer.sign(&state.public_url, &key),
-        "object_key": key,
-        "filename": filename,
-        "file_size": done.file_size,
-        "conversion_time_seconds": done.duration_ms.map(|ms| f64::from(ms) / 1000.0),
-    })))
+    Ok(HttpResponse::Ok().json(SyncResult {
+        job_id: done.public_id(),
+        presigned_url: state.signer.sign(&state.public_url, &key),
+        object_key: key,
+        filename,
+        file_size: done.file_size,
+        conversion_time_seconds: done.duration_ms.map(|ms| f64::from(ms) / 1000.0),
+    }))
 }
 
 pub fn content_type_of(filename: &str) -> &'static str {

@@ -1,4 +1,5 @@
 pub mod convert;
+pub mod docs;
 pub mod files;
 pub mod health;
 pub mod status;

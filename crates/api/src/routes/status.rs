@@ -1,11 +1,11 @@
 //! Polling: `GET /v1/convert/batch/{batch_id}` and `GET /v1/convert/status/{job_id}`.
 
+use crate::responses::{BatchItem, BatchStatusBody, JobStatusBody};
 use actix_web::{HttpRequest, HttpResponse, web};
 use enconvert_db::batches;
 use enconvert_domain::plan::Feature;
 use enconvert_domain::request::KeyKind;
 use enconvert_domain::{JobStatus, OutputMode};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth;
@@ -15,6 +15,19 @@ use crate::state::AppState;
 const BATCH_NOT_FOUND: &str = "Batch not found.";
 const JOB_NOT_FOUND: &str = "Job not found.";
 
+/// A batch's status, progress counts and download links (private keys, plans with polling).
+#[utoipa::path(
+    get,
+    path = "/v1/convert/batch/{batch_id}",
+    params(("batch_id" = String, Path, description = "The batch_id of the 202 answer")),
+    responses(
+        (status = 200, description = "The batch", body = BatchStatusBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = crate::responses::ErrorBody),
+        (status = 403, description = "Public key, or a plan without polling", body = crate::responses::ErrorBody),
+        (status = 404, description = "Unknown batch (also another project's)", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn batch(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -52,18 +65,15 @@ pub async fn batch(
                 }
                 _ => None,
             };
-            let mut item = json!({
-                "source_url": j.source_url,
-                "status": status.item_status(),
-                "download_url": download_url,
-                "output_file_size": j.file_size,
-                "duration": j.duration_text(),
-                "job_id": j.public_id(),
-            });
-            if let Some(error) = &j.error {
-                item["error"] = json!(error);
+            BatchItem {
+                source_url: j.source_url.clone(),
+                status: status.item_status(),
+                download_url,
+                output_file_size: j.file_size,
+                duration: j.duration_text(),
+                job_id: j.public_id(),
+                error: j.error.clone(),
             }
-            item
         })
         .collect();
     let zip_download_url = match (&batch.archive_status, &batch.archive_key) {
@@ -72,19 +82,31 @@ pub async fn batch(
         }
         _ => None,
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "batch_id": batch.id,
-        "status": batch.status().as_str(),
-        "total": counts.total,
-        "completed": counts.succeeded,
-        "failed": counts.failed,
-        "in_progress": counts.in_progress(),
-        "output_mode": mode.as_str(),
-        "zip_download_url": zip_download_url,
-        "items": items,
-    })))
+    Ok(HttpResponse::Ok().json(BatchStatusBody {
+        batch_id: batch.id,
+        status: batch.status().as_str(),
+        total: counts.total,
+        completed: counts.succeeded,
+        failed: counts.failed,
+        in_progress: counts.in_progress(),
+        output_mode: mode.as_str(),
+        zip_download_url,
+        items,
+    }))
 }
 
+/// One job's status, by your `job_id` or ours.
+#[utoipa::path(
+    get,
+    path = "/v1/convert/status/{job_id}",
+    params(("job_id" = String, Path, description = "Your job_id, or the job_id of a batch item")),
+    responses(
+        (status = 200, description = "The job", body = JobStatusBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = crate::responses::ErrorBody),
+        (status = 404, description = "Unknown job (also another project's)", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn job(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -103,14 +125,14 @@ pub async fn job(
         }
         _ => None,
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "job_id": job.public_id(),
-        "batch_id": job.batch_id,
-        "status": status.public_str(),
-        "presigned_url": presigned_url,
-        "object_key": job.object_key,
-        "filename": job.filename,
-        "file_size": job.file_size,
-        "error": job.error,
-    })))
+    Ok(HttpResponse::Ok().json(JobStatusBody {
+        job_id: job.public_id(),
+        batch_id: job.batch_id,
+        status: status.public_str(),
+        presigned_url,
+        object_key: job.object_key.clone(),
+        filename: job.filename.clone(),
+        file_size: job.file_size,
+        error: job.error.clone(),
+    }))
 }

@@ -15,6 +15,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# An S3-compatible server for the bucket-storage test (moto's server mode, from PyPI).
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing moto[server]"
+  python3 -m pip install -q "moto[server]" >/dev/null
+fi
+
 # PostgreSQL
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "starting PostgreSQL"

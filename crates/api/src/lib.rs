@@ -65,7 +65,12 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     )
     .await?;
     let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
-    let storage = Storage::local(&settings.storage_dir).context("failed to open the file store")?;
+    let storage = Storage::connect(
+        settings.storage_url.as_deref(),
+        &settings.storage_dir,
+        &settings.storage_options,
+    )
+    .context("failed to open the file store")?;
     if std::env::var("ENCONVERT_SIGNING_SECRET").map_or(true, |v| v.trim().is_empty()) {
         tracing::warn!(
             "ENCONVERT_SIGNING_SECRET is not set: download links only work against this api process"

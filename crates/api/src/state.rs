@@ -21,3 +21,19 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub sync_timeout: Duration,
 }
+
+impl AppState {
+    /// A download link for a stored file: the bucket's presigned URL, or for the local store
+    /// an HMAC-signed link to `/v1/files/...` on this api. Both expire after the link TTL.
+    pub async fn link(&self, key: &str) -> Result<String, crate::error::ApiError> {
+        match self
+            .storage
+            .presigned_url(key, self.signer.ttl())
+            .await
+            .map_err(crate::error::ApiError::internal)?
+        {
+            Some(url) => Ok(url),
+            None => Ok(self.signer.sign(&self.public_url, key)),
+        }
+    }
+}

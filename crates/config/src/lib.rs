@@ -32,6 +32,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_SYNC_TIMEOUT_SECS", "90"),
     ("ENCONVERT_DB_POOL_SIZE", "10"),
     ("ENCONVERT_STORAGE_DIR", "./data/files"),
+    ("ENCONVERT_STORAGE_URL", ""),
     ("ENCONVERT_CHROMIUM_PATH", "/usr/bin/chromium"),
     ("ENCONVERT_WORKER_CONCURRENCY", "4"),
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
@@ -66,6 +67,10 @@ pub struct Settings {
     pub db_pool_size: usize,
     pub allow_private: AllowList,
     pub storage_dir: PathBuf,
+    /// `s3://bucket`: store files in a bucket instead of `storage_dir`.
+    pub storage_url: Option<String>,
+    /// object_store S3 settings applied over the `AWS_*` environment (tests set these).
+    pub storage_options: Vec<(String, String)>,
     pub delivery_limit: u32,
     pub api: ApiSettings,
     pub worker: WorkerSettings,
@@ -187,6 +192,8 @@ impl Settings {
             db_pool_size: positive("ENCONVERT_DB_POOL_SIZE")? as usize,
             allow_private,
             storage_dir: parsed("ENCONVERT_STORAGE_DIR")?,
+            storage_url: get("ENCONVERT_STORAGE_URL"),
+            storage_options: Vec::new(),
             delivery_limit: positive("ENCONVERT_DELIVERY_LIMIT")? as u32,
             api: ApiSettings {
                 addr,

@@ -30,6 +30,9 @@ pub struct StackOptions {
     pub concurrency: usize,
     pub retention_sweep: Duration,
     pub sync_timeout: Duration,
+    /// `s3://bucket`: store files there instead of a local directory.
+    pub storage_url: Option<String>,
+    pub storage_options: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -41,6 +44,8 @@ impl Default for StackOptions {
             concurrency: 2,
             retention_sweep: Duration::from_secs(300),
             sync_timeout: Duration::from_secs(60),
+            storage_url: None,
+            storage_options: Vec::new(),
         }
     }
 }
@@ -101,6 +106,8 @@ impl Stack {
         settings.amqp_url = SecretString::from(format!("amqp://guest:guest@127.0.0.1:5672/{name}"));
         settings.allow_private = AllowList::parse("127.0.0.1").unwrap();
         settings.storage_dir = dir.join("files");
+        settings.storage_url = opts.storage_url.clone();
+        settings.storage_options = opts.storage_options.clone();
         settings.db_pool_size = 8;
         settings.api.addr = "127.0.0.1:0".parse().unwrap();
         settings.api.sync_timeout = opts.sync_timeout;

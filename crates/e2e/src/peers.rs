@@ -300,3 +300,52 @@ impl SmtpPeer {
         }
     }
 }
+
+/// An S3-compatible server (moto's server mode) on 127.0.0.1, killed on drop.
+pub struct S3Peer {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl S3Peer {
+    /// Starts the server and creates `bucket`.
+    pub async fn start(bucket: &str) -> S3Peer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]', done by scripts/ensure-deps.sh)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(&endpoint).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let resp = http
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(
+            resp.status().is_success(),
+            "bucket created: {}",
+            resp.status()
+        );
+        S3Peer { endpoint, child }
+    }
+}
+
+impl Drop for S3Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1176,3 +1176,46 @@ async fn the_openapi_document_and_page_describe_the_contract() {
     assert!(page.contains("POST /v1/convert/url-to-pdf") && page.contains("viewport_width"));
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_can_live_in_an_s3_bucket_with_presigned_links() {
+    let s3 = enconvert_e2e::peers::S3Peer::start("enconvert-files").await;
+    let storage_options = [
+        ("aws_access_key_id", "test"),
+        ("aws_secret_access_key", "test"),
+        ("aws_region", "us-east-1"),
+        ("aws_endpoint", s3.endpoint.as_str()),
+        ("aws_allow_http", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let stack = Stack::start(StackOptions {
+        storage_url: Some("s3://enconvert-files".into()),
+        storage_options,
+        ..Default::default()
+    })
+    .await;
+    let site = HttpPeer::start().await;
+    site.route("/p", vec![Reply::html(&page("BUCKET-3"))]);
+    let project = stack.project("starter", "owner@example.com").await;
+    let resp = stack
+        .post(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p")}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let done: Value = resp.json().await.unwrap();
+    let link = done["presigned_url"].as_str().unwrap();
+    assert!(
+        link.starts_with(&s3.endpoint),
+        "a presigned bucket URL: {link}"
+    );
+    assert!(link.contains("X-Amz-Signature="), "{link}");
+    let (code, pdf) = bytes(link).await;
+    assert_eq!(code, 200);
+    assert!(pdf_text(&pdf).contains("Invoice BUCKET-3"));
+    stack.stop().await;
+}

@@ -19,9 +19,57 @@ pub use object_store::Error as StoreError;
 #[derive(Clone, Debug)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// Set for buckets that hand out presigned URLs themselves (S3).
+    signer: Option<Arc<object_store::aws::AmazonS3>>,
 }
 
 impl Storage {
+    /// The store named by `ENCONVERT_STORAGE_URL`: `s3://bucket` (credentials, region and an
+    /// optional endpoint for S3-compatible services come from the usual `AWS_*` variables),
+    /// or, when it is unset, the local directory.
+    /// `overrides` are object_store S3 settings (e.g. `("aws_endpoint", ...)`) applied over
+    /// the environment's.
+    pub fn connect(
+        url: Option<&str>,
+        dir: &Path,
+        overrides: &[(String, String)],
+    ) -> Result<Self, StoreError> {
+        match url {
+            None => Self::local(dir),
+            Some(url) => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(url);
+                for (k, v) in overrides {
+                    let key: object_store::aws::AmazonS3ConfigKey = k.parse()?;
+                    builder = builder.with_config(key, v);
+                }
+                let s3 = builder.build()?;
+                let s3 = Arc::new(s3);
+                Ok(Storage {
+                    store: s3.clone(),
+                    signer: Some(s3),
+                })
+            }
+        }
+    }
+
+    /// A presigned download link, for stores that make their own (S3); `None` for the local
+    /// store, whose links the api signs and serves.
+    pub async fn presigned_url(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        use object_store::signer::Signer;
+        match &self.signer {
+            None => Ok(None),
+            Some(s3) => Ok(Some(
+                s3.signed_url(http::Method::GET, &ObjectPath::from(key), ttl)
+                    .await?
+                    .to_string(),
+            )),
+        }
+    }
+
     /// A store rooted at a local directory (created if missing).
     pub fn local(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Generic {
@@ -31,6 +79,7 @@ impl Storage {
         let store = LocalFileSystem::new_with_prefix(dir)?;
         Ok(Storage {
             store: Arc::new(store),
+            signer: None,
         })
     }
 

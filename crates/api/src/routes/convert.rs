@@ -248,7 +248,7 @@ async fn wait_for_sync(state: &AppState, job: Job, direct: bool) -> Result<HttpR
     }
     Ok(HttpResponse::Ok().json(SyncResult {
         job_id: done.public_id(),
-        presigned_url: state.signer.sign(&state.public_url, &key),
+        presigned_url: state.link(&key).await?,
         object_key: key,
         filename,
         file_size: done.file_size,

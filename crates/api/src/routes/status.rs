@@ -53,32 +53,30 @@ pub async fn batch(
 
     let counts = batch.counts();
     let mode = batch.output_mode();
-    let items: Vec<_> = jobs
-        .iter()
-        .map(|j| {
-            let status = j.status();
-            let download_url = match (mode, status, &j.object_key) {
-                (OutputMode::Individual, JobStatus::Success, Some(key))
-                    if j.file_expired_at.is_none() =>
-                {
-                    Some(state.signer.sign(&state.public_url, key))
-                }
-                _ => None,
-            };
-            BatchItem {
-                source_url: j.source_url.clone(),
-                status: status.item_status(),
-                download_url,
-                output_file_size: j.file_size,
-                duration: j.duration_text(),
-                job_id: j.public_id(),
-                error: j.error.clone(),
+    let mut items = Vec::with_capacity(jobs.len());
+    for j in &jobs {
+        let status = j.status();
+        let download_url = match (mode, status, &j.object_key) {
+            (OutputMode::Individual, JobStatus::Success, Some(key))
+                if j.file_expired_at.is_none() =>
+            {
+                Some(state.link(key).await?)
             }
-        })
-        .collect();
+            _ => None,
+        };
+        items.push(BatchItem {
+            source_url: j.source_url.clone(),
+            status: status.item_status(),
+            download_url,
+            output_file_size: j.file_size,
+            duration: j.duration_text(),
+            job_id: j.public_id(),
+            error: j.error.clone(),
+        });
+    }
     let zip_download_url = match (&batch.archive_status, &batch.archive_key) {
         (Some(s), Some(key)) if s == "stored" && batch.archive_expired_at.is_none() => {
-            Some(state.signer.sign(&state.public_url, key))
+            Some(state.link(key).await?)
         }
         _ => None,
     };
@@ -121,7 +119,7 @@ pub async fn job(
     let status = job.status();
     let presigned_url = match (status, &job.object_key) {
         (JobStatus::Success, Some(key)) if job.file_expired_at.is_none() => {
-            Some(state.signer.sign(&state.public_url, key))
+            Some(state.link(key).await?)
         }
         _ => None,
     };

@@ -131,3 +131,16 @@ pub async fn key_by_hash(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<ApiK
         .await
         .optional()?)
 }
+
+/// Turns the owner's default email on or off; `false` when there is no such project.
+pub async fn set_default_email(
+    conn: &mut Conn,
+    project_id: Uuid,
+    enabled: bool,
+) -> Result<bool, DbError> {
+    let n = diesel::update(projects::table.find(project_id))
+        .set(projects::default_email_enabled.eq(enabled))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}

@@ -1,4 +1,6 @@
 pub mod convert;
+pub mod deliveries;
 pub mod files;
 pub mod health;
+pub mod project;
 pub mod status;

@@ -129,10 +129,13 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// The longest `Retry-After` honoured when the schedule's longest delay is shorter.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
+
 /// When to try again after failed attempt number `attempt` (1-based), or `None` when the
 /// schedule is used up. `jitter` in `[0, 1)` adds up to 20 % to the scheduled delay, so
 /// receivers that failed together are not retried together. A `Retry-After` longer than
-/// the delay is honoured, up to the schedule's longest delay.
+/// the delay is honoured, up to 6 hours or the schedule's longest delay if that is longer.
 pub fn retry_delay(
     schedule: &[Duration],
     attempt: u32,
@@ -143,9 +146,14 @@ pub fn retry_delay(
     let base = *schedule.get(index)?;
     let jitter = jitter.clamp(0.0, 1.0);
     let delay = base + base.mul_f64(0.2 * jitter);
-    let cap = schedule.iter().max().copied().unwrap_or(base);
+    let cap = schedule
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(base)
+        .max(MAX_RETRY_AFTER);
     Some(match retry_after {
-        Some(ra) if ra > delay => ra.min(cap.max(delay)),
+        Some(ra) if ra > delay => ra.min(cap),
         _ => delay,
     })
 }
@@ -259,14 +267,19 @@ mod tests {
         assert_eq!(retry_delay(&s, 0, None, 0.0), None);
         let jittered = retry_delay(&s, 2, None, 0.999).expect("scheduled");
         assert!(jittered >= Duration::from_secs(30) && jittered < Duration::from_secs(36));
-        // Retry-After longer than the delay wins, capped at the longest delay.
+        // Retry-After longer than the delay wins, capped at 6 hours (or the longest delay).
         assert_eq!(
             retry_delay(&s, 1, Some(Duration::from_secs(60)), 0.0),
             Some(Duration::from_secs(60))
         );
         assert_eq!(
-            retry_delay(&s, 1, Some(Duration::from_secs(99_999)), 0.0),
-            Some(Duration::from_secs(120))
+            retry_delay(&s, 1, Some(Duration::from_secs(999_999)), 0.0),
+            Some(MAX_RETRY_AFTER)
+        );
+        let long = parse_retry_schedule("5,86400").expect("parses");
+        assert_eq!(
+            retry_delay(&long, 1, Some(Duration::from_secs(999_999)), 0.0),
+            Some(Duration::from_secs(86400))
         );
         // A shorter Retry-After never brings a retry forward.
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
@@ -15,6 +15,14 @@ pub struct Seen {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
 }
 
 /// What a route answers.
@@ -24,6 +32,7 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub delay: Duration,
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -33,6 +42,7 @@ impl Reply {
             content_type: "text/html; charset=utf-8",
             body: body.as_bytes().to_vec(),
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
     }
 
@@ -42,7 +52,20 @@ impl Reply {
             content_type: "text/plain",
             body: format!("status {status}").into_bytes(),
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Waits this long before answering.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 }
 
@@ -79,6 +102,7 @@ impl HttpPeer {
                         path: req.path().to_string(),
                         headers,
                         body: body.to_vec(),
+                        at: Instant::now(),
                     });
                     let reply = {
                         let mut routes = r.lock().expect("lock");
@@ -93,12 +117,15 @@ impl HttpPeer {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
-                            HttpResponse::build(
+                            let mut resp = HttpResponse::build(
                                 actix_web::http::StatusCode::from_u16(reply.status)
                                     .expect("status"),
-                            )
-                            .content_type(reply.content_type)
-                            .body(reply.body)
+                            );
+                            resp.content_type(reply.content_type);
+                            for (k, v) in &reply.headers {
+                                resp.insert_header((k.as_str(), v.as_str()));
+                            }
+                            resp.body(reply.body)
                         }
                         None => HttpResponse::NotFound().body("not found"),
                     }

@@ -72,12 +72,12 @@ impl Lanes {
 
 impl Drop for LaneGuard {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.lanes.0.lock() {
-            if let Some(n) = m.get_mut(&self.receiver) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    m.remove(&self.receiver);
-                }
+        if let Ok(mut m) = self.lanes.0.lock()
+            && let Some(n) = m.get_mut(&self.receiver)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.receiver);
             }
         }
     }

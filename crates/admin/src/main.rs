@@ -1,7 +1,7 @@
 //! `enconvert-admin`: projects, plans and keys, for operators.
 //!
 //! New keys are printed once and never stored in clear. A new webhook secret is printed
-//! once by `rotate-webhook-secret`; `show-webhook-secret` prints the current one.
+//! by `rotate-webhook-secret`; `show-webhook-secret` prints the current one.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -56,7 +56,7 @@ enum Command {
         /// Project id or name.
         project: String,
     },
-    /// Replace the project's webhook signing secret and print the new one (shown once). The
+    /// Replace the project's webhook signing secret and print the new one. The
     /// old secret keeps signing, next to the new one, for the grace period.
     RotateWebhookSecret {
         /// Project id or name.
@@ -81,7 +81,8 @@ enum OnOff {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
-    telemetry::init(settings.log_json);
+    // Logs to stderr: stdout carries only what a command prints (keys, secrets).
+    telemetry::init_stderr(settings.log_json);
     let url = settings.database_url.expose_secret().to_string();
     enconvert_db::migrate(&url, std::time::Duration::from_secs(30)).await?;
     if matches!(cli.command, Command::Migrate) {
@@ -158,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             let secret = webhook_secrets::rotate(&mut conn, p.id, grace).await?;
             println!("{secret}");
             eprintln!(
-                "project {}: new webhook signing secret above (shown once); the previous one keeps signing for {grace_hours} h",
+                "project {}: new webhook signing secret printed above; the previous one keeps signing for {grace_hours} h",
                 p.name
             );
         }

@@ -731,9 +731,9 @@ async fn redirects_and_client_errors_fail_without_retries_and_can_be_redelivered
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_slow_receiver_times_out_without_delaying_other_deliveries() {
+async fn a_receiver_that_answers_too_slowly_times_out_and_is_retried() {
     let stack = Stack::start(StackOptions {
-        webhook_timeout: Duration::from_secs(8),
+        webhook_timeout: Duration::from_secs(2),
         retry_schedule: secs(&[1]),
         ..Default::default()
     })
@@ -743,58 +743,131 @@ async fn a_slow_receiver_times_out_without_delaying_other_deliveries() {
     let slow = HttpPeer::start().await;
     slow.route(
         "/slow",
+        vec![Reply::status(200).with_delay(Duration::from_secs(10))],
+    );
+    let project = webhook_only_project(&stack).await;
+    let batch_id = submit(
+        &stack,
+        &project.private_key,
+        json!({"url": site.url("/p"), "async_mode": true, "callback_url": slow.url("/slow")}),
+    )
+    .await;
+    let log = stack
+        .wait_deliveries(&project.private_key, &batch_id, 1, WAIT)
+        .await;
+    let d = &log[0];
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(d["last_error"], "no answer within 2 s (timed out)");
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "a timeout is retried: {d}");
+    for a in attempts {
+        assert!(a["status_code"].is_null());
+        assert!(a["response_body"].is_null());
+        assert_eq!(a["error"], "no answer within 2 s (timed out)");
+        let latency = a["latency_ms"].as_i64().unwrap();
+        assert!((1_900..6_000).contains(&latency), "{latency}");
+    }
+    let seen = slow.seen("/slow");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header("webhook-id"), seen[1].header("webhook-id"));
+    stack.stop().await;
+}
+
+/// Inserts a due webhook notification, as the notifier's event handler would.
+async fn due_webhook(stack: &Stack, batch_id: &str, url: &str, receiver: &str) -> Uuid {
+    use diesel::ExpressionMethods;
+    use diesel_async::RunQueryDsl;
+    use enconvert_db::schema::notifications;
+    let id = Uuid::now_v7();
+    let mut conn = stack.db.conn().await.unwrap();
+    diesel::insert_into(notifications::table)
+        .values((
+            notifications::id.eq(id),
+            notifications::batch_id.eq(batch_id.parse::<Uuid>().unwrap()),
+            notifications::subject.eq(format!("test-{id}")),
+            notifications::channel.eq("webhook"),
+            notifications::target.eq(url),
+            notifications::body.eq(format!(r#"{{"job_id":"{id}","status":"success"}}"#)),
+            notifications::receiver.eq(receiver),
+            notifications::max_attempts.eq(1),
+            notifications::next_attempt_at.eq(chrono::Utc::now()),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_receiver_never_delays_other_deliveries() {
+    // The notifier sends 16 at once, at most 4 to one receiver.
+    let stack = Stack::start(StackOptions {
+        webhook_timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(stack.settings.notifier.concurrency, 16);
+    let site = HttpPeer::start().await;
+    site.route("/p", vec![Reply::html(&page("LANES"))]);
+    let slow = HttpPeer::start().await;
+    slow.route(
+        "/slow",
         vec![Reply::status(200).with_delay(Duration::from_secs(30))],
     );
     let fast = HttpPeer::start().await;
     fast.route("/fast", vec![Reply::status(204)]);
     let project = webhook_only_project(&stack).await;
-    let urls: Vec<String> = (0..5)
-        .map(|i| format!("{}?n={i}", site.url("/p")))
-        .collect();
-    let slow_batch = submit(
+    let batch_id = submit(
         &stack,
         &project.private_key,
-        json!({"url": urls, "callback_url": slow.url("/slow")}),
+        json!({"url": site.url("/p"), "async_mode": true}),
     )
     .await;
-    // The slow receiver's lane is full (a quarter of the notifier's concurrency).
+    stack
+        .wait_batch(&project.private_key, &batch_id, WAIT)
+        .await;
+
+    // Five deliveries to a receiver that never answers in time, all due at once.
+    let slow_lane = slow.addr.to_string();
+    for _ in 0..5 {
+        due_webhook(&stack, &batch_id, &slow.url("/slow"), &slow_lane).await;
+    }
     let held = slow.wait_for("/slow", 4, WAIT).await;
-    assert!(held.len() >= 4);
-    let fast_batch = submit(
+    assert_eq!(held.len(), 4, "the slow receiver's lane holds four");
+    // Another receiver's delivery goes out at once, while the slow ones hang.
+    let fast_id = due_webhook(
         &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": fast.url("/fast")}),
+        &batch_id,
+        &fast.url("/fast"),
+        &fast.addr.to_string(),
     )
     .await;
     let got = fast.wait_for("/fast", 1, WAIT).await;
     assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("webhook-id"), fast_id.to_string());
     assert!(
-        got[0].at < held[0].at + Duration::from_secs(8),
-        "delivered while the slow receiver still held its lane"
+        got[0].at < held[0].at + Duration::from_secs(5),
+        "delivered while the slow receiver held its lane"
     );
-    let log = stack
-        .wait_deliveries(&project.private_key, &fast_batch, 1, WAIT)
-        .await;
-    assert_eq!(log[0]["status"], "sent");
+    assert_eq!(
+        slow.seen("/slow").len(),
+        4,
+        "the fifth slow delivery waits for its own lane, not the others"
+    );
 
-    // Every slow delivery timed out, was retried once, and failed.
+    // The slow ones time out; the fifth goes out when a place in its lane frees.
     let log = stack
-        .wait_deliveries(&project.private_key, &slow_batch, 5, WAIT)
+        .wait_deliveries(&project.private_key, &batch_id, 6, WAIT)
         .await;
-    let hooks: Vec<&Value> = log.iter().filter(|d| d["channel"] == "webhook").collect();
-    assert_eq!(hooks.len(), 5);
-    for d in hooks {
-        assert_eq!(d["status"], "failed", "{d}");
-        let attempts = d["attempts"].as_array().unwrap();
-        assert_eq!(attempts.len(), 2, "timeouts are retried: {d}");
-        for a in attempts {
-            assert!(a["status_code"].is_null());
-            assert_eq!(a["error"], "no answer within 8 s (timed out)");
-            let latency = a["latency_ms"].as_i64().unwrap();
-            assert!((7_900..15_000).contains(&latency), "{latency}");
-        }
-    }
-    assert_eq!(slow.seen("/slow").len(), 10);
+    let timed_out = log
+        .iter()
+        .filter(|d| d["attempts"][0]["error"] == "no answer within 5 s (timed out)")
+        .count();
+    assert_eq!(timed_out, 5, "{log:?}");
+    assert_eq!(slow.seen("/slow").len(), 5);
+    let sent: Vec<&Value> = log.iter().filter(|d| d["status"] == "sent").collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["id"], fast_id.to_string());
     stack.stop().await;
 }
 

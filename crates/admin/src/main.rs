@@ -65,6 +65,17 @@ enum Command {
         grace_hours: u64,
     },
     /// Ensure the development project (plan enterprise) with ENCONVERT_DEV_API_KEY as its key.
+    /// List keys whose display prefix starts with PREFIX (e.g. `sk_live_AbCd`).
+    ListKeys { prefix: String },
+    /// Create a new key for a project and print it once.
+    CreateKey {
+        /// Project id or name.
+        project: String,
+        #[arg(long, value_parser = ["private", "public"], default_value = "private")]
+        kind: String,
+    },
+    /// Revoke a key by its id; it then gets the same 401 as an unknown key.
+    RevokeKey { key_id: uuid::Uuid },
     EnsureDevProject {
         #[arg(long, default_value = "dev@enconvert.localhost")]
         owner_email: String,
@@ -162,6 +173,33 @@ async fn main() -> anyhow::Result<()> {
                 "project {}: new webhook signing secret printed above; the previous one keeps signing for {grace_hours} h",
                 p.name
             );
+        }
+        Command::ListKeys { prefix } => {
+            for k in projects::keys_by_prefix(&mut conn, &prefix).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id, k.prefix, k.kind, k.project_id, state
+                );
+            }
+        }
+        Command::CreateKey { project, kind } => {
+            let p = find(&mut conn, &project).await?;
+            let kind = KeyKind::parse(&kind).context("--kind is private or public")?;
+            let key = new_key(&mut conn, &p, kind).await?;
+            println!("{} key: {key}", kind.as_str());
+            println!("Store this key now: it is not shown again.");
+        }
+        Command::RevokeKey { key_id } => {
+            if projects::revoke_key(&mut conn, key_id).await? {
+                println!("key {key_id} revoked");
+            } else {
+                bail!("no active key {key_id}");
+            }
         }
         Command::EnsureDevProject { owner_email } => {
             let key = settings

@@ -291,6 +291,17 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_is_documented_in_the_operations_guide() {
+        let guide = include_str!("../../../docs/operations.md");
+        for (name, _) in VARIABLES {
+            assert!(
+                guide.contains(&format!("| `{name}` |")),
+                "{name} is not in docs/operations.md"
+            );
+        }
+    }
+
+    #[test]
     fn every_variable_read_in_the_source_is_listed() {
         // Any `"ENCONVERT_..."` or well-known name used in this crate must be in VARIABLES.
         let src = include_str!("lib.rs");

@@ -57,6 +57,19 @@ fn attempt_json(a: &NotificationAttempt) -> serde_json::Value {
     })
 }
 
+/// Ours: a batch's notifications (webhooks and emails) with every delivery attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/convert/batch/{batch_id}/deliveries",
+    params(("batch_id" = String, Path, description = "The batch")),
+    responses(
+        (status = 200, description = "The deliveries and their attempts (time, status code, latency, error, truncated response body)", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = crate::responses::ErrorBody),
+        (status = 403, description = "Public key, or a plan without polling", body = crate::responses::ErrorBody),
+        (status = 404, description = "Unknown batch (also another project's)", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -106,6 +119,21 @@ pub async fn list(
     })))
 }
 
+/// Ours: one more attempt of a finished webhook, under the same `webhook-id`.
+#[utoipa::path(
+    post,
+    path = "/v1/convert/batch/{batch_id}/deliveries/{notification_id}/redeliver",
+    params(
+        ("batch_id" = String, Path, description = "The batch"),
+        ("notification_id" = String, Path, description = "The delivery (its `webhook-id`)"),
+    ),
+    responses(
+        (status = 202, description = "Scheduled now", body = Object),
+        (status = 404, description = "Unknown batch or delivery", body = crate::responses::ErrorBody),
+        (status = 409, description = "The delivery is still pending", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn redeliver(
     state: web::Data<AppState>,
     req: HttpRequest,

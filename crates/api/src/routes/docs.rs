@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use crate::responses::{
     Accepted, BatchItem, BatchStatusBody, ErrorBody, JobStatusBody, SyncResult,
 };
-use crate::routes::{convert, status};
+use crate::routes::{convert, deliveries, project, status};
 
 struct KeyHeader;
 
@@ -30,7 +30,16 @@ impl Modify for KeyHeader {
         version = "1",
         description = "Web pages to PDFs and screenshots. Wire-compatible with the hosted Enconvert v1 API."
     ),
-    paths(convert::url_to_pdf, convert::url_to_screenshot, status::batch, status::job),
+    paths(
+        convert::url_to_pdf,
+        convert::url_to_screenshot,
+        status::batch,
+        status::job,
+        deliveries::list,
+        deliveries::redeliver,
+        project::settings,
+        project::update_settings
+    ),
     components(schemas(
         enconvert_domain::request::RawConvertRequest,
         enconvert_domain::request::RawPdfOptions,
@@ -72,7 +81,7 @@ pub async fn page() -> HttpResponse {
          The machine-readable document is at <a href=\"/openapi.json\">/openapi.json</a>.</p><h2>Endpoints</h2>",
     );
     for (path, item) in &doc.paths.paths {
-        for (method, op) in [("GET", &item.get), ("POST", &item.post)] {
+        for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put)] {
             let Some(op) = op else { continue };
             html.push_str(&format!("<h3><code>{method} {}</code></h3>", esc(path)));
             if let Some(d) = op.description.as_ref().or(op.summary.as_ref()) {

@@ -26,6 +26,17 @@ fn answer(default_email_enabled: bool) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "default_email_enabled": default_email_enabled }))
 }
 
+/// Ours: the project's settings.
+#[utoipa::path(
+    get,
+    path = "/v1/project/settings",
+    responses(
+        (status = 200, description = "`{\"default_email_enabled\": bool}`", body = Object),
+        (status = 401, description = "Missing, unknown or revoked key", body = crate::responses::ErrorBody),
+        (status = 403, description = "Public key", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn settings(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -34,6 +45,19 @@ pub async fn settings(
     Ok(answer(caller.project.default_email_enabled))
 }
 
+/// Ours: turns the owner's default completion email on or off
+/// (`{"default_email_enabled": false}`); an explicit `notification_email` always sends.
+#[utoipa::path(
+    put,
+    path = "/v1/project/settings",
+    request_body = Object,
+    responses(
+        (status = 200, description = "The settings now", body = Object),
+        (status = 400, description = "Invalid input", body = crate::responses::ErrorBody),
+        (status = 403, description = "Public key", body = crate::responses::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn update_settings(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -182,3 +182,47 @@ pub async fn get(conn: &mut Conn, job_id: Uuid) -> Result<Option<Job>, DbError> 
         .await
         .optional()?)
 }
+
+/// Jobs whose worker died: `rendering` past their lease. Puts up to `limit` of them back to
+/// `queued` and writes the messages `announce` builds for them in the same transaction, so
+/// that a job is never stranded, whatever happened to its message.
+pub async fn requeue_expired<F>(
+    conn: &mut Conn,
+    limit: i64,
+    announce: F,
+) -> Result<Vec<Job>, DbError>
+where
+    F: Fn(&Job) -> OutboxMessage + Send,
+{
+    conn.transaction::<_, DbError, _>(|conn| {
+        async move {
+            let now = Utc::now();
+            let stale: Vec<Uuid> = jobs::table
+                .filter(jobs::status.eq("rendering"))
+                .filter(jobs::lease_until.lt(now))
+                .order(jobs::lease_until.asc())
+                .limit(limit)
+                .for_update()
+                .skip_locked()
+                .select(jobs::id)
+                .load(conn)
+                .await?;
+            if stale.is_empty() {
+                return Ok(Vec::new());
+            }
+            let requeued: Vec<Job> = diesel::update(jobs::table.filter(jobs::id.eq_any(&stale)))
+                .set((
+                    jobs::status.eq("queued"),
+                    jobs::lease_until.eq(None::<DateTime<Utc>>),
+                ))
+                .returning(Job::as_returning())
+                .get_results(conn)
+                .await?;
+            let messages: Vec<OutboxMessage> = requeued.iter().map(&announce).collect();
+            outbox::insert(conn, &messages).await?;
+            Ok(requeued)
+        }
+        .scope_boxed()
+    })
+    .await
+}

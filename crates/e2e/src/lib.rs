@@ -360,6 +360,40 @@ impl Stack {
         }
     }
 
+    /// Names of the RabbitMQ connections of this stack's vhost (management API).
+    pub async fn amqp_connections(&self) -> Vec<String> {
+        let list: Value = reqwest::Client::new()
+            .get(format!("{RABBIT_API}/vhosts/{}/connections", self.name))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Closes every RabbitMQ connection of this stack's vhost; returns how many.
+    pub async fn close_amqp_connections(&self) -> usize {
+        let names = self.amqp_connections().await;
+        for name in &names {
+            let encoded: String = url_encode(name);
+            let _ = reqwest::Client::new()
+                .delete(format!("{RABBIT_API}/connections/{encoded}"))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await;
+        }
+        names.len()
+    }
+
     /// Stops the processes, then drops the database and vhost.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -474,4 +508,10 @@ print("standardwebhooks")
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }

@@ -1358,3 +1358,116 @@ async fn key_kinds_and_revocation() {
     assert_eq!(revoked, wrong);
     stack.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Reliability: nothing is stranded, connections come back.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_stranded_by_a_dead_worker_is_requeued_and_finishes_once() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    site.route("/p", vec![Reply::html(&page("STRANDED"))]);
+    let project = stack.project("starter", "owner@example.com").await;
+    // What a worker killed mid-render leaves: the job claimed (`rendering`, attempt 1) with a
+    // lease that has run out, and no message left in any queue.
+    let batch_id = uuid::Uuid::now_v7();
+    {
+        let mut conn = stack.db.conn().await.unwrap();
+        let batch = enconvert_db::models::Batch {
+            id: batch_id,
+            project_id: project.id,
+            endpoint: "url-to-pdf".into(),
+            output_mode: "individual".into(),
+            is_async: true,
+            total: 1,
+            succeeded: 0,
+            failed: 0,
+            options: serde_json::to_value(
+                enconvert_domain::request::parse_body(
+                    &serde_json::to_vec(&json!({"url": site.url("/p")})).unwrap(),
+                )
+                .unwrap()
+                .validate(
+                    enconvert_domain::request::Endpoint::UrlToPdf,
+                    &enconvert_domain::AllowList::parse("127.0.0.1").unwrap(),
+                )
+                .unwrap()
+                .options,
+            )
+            .unwrap(),
+            output_filename: None,
+            notification_email: None,
+            callback_url: None,
+            archive_status: None,
+            archive_key: None,
+            archive_filename: None,
+            archive_size: None,
+            created_at: chrono::Utc::now(),
+            completed_at: None,
+            archive_expired_at: None,
+        };
+        let mut job =
+            enconvert_db::models::Job::new_queued(batch_id, project.id, None, 0, site.url("/p"));
+        job.status = "rendering".into();
+        job.attempts = 1;
+        job.lease_until = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+        enconvert_db::batches::create(&mut conn, &batch, &[job], &[])
+            .await
+            .unwrap();
+    }
+    let status = stack
+        .wait_batch(&project.private_key, &batch_id.to_string(), WAIT)
+        .await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let mut conn = stack.db.conn().await.unwrap();
+    let job = enconvert_db::batches::jobs_of(&mut conn, batch_id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        job.attempts, 2,
+        "rendered once more, by the reconciler's message"
+    );
+    assert_eq!(site.seen("/p").len(), 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_reconnect_after_rabbitmq_closes_their_connections() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    site.route("/p", vec![Reply::html(&page("RECONNECT"))]);
+    let hooks = HttpPeer::start().await;
+    hooks.route("/hook", vec![Reply::status(200)]);
+    let project = stack.project("pro", "owner@example.com").await;
+    // Close every connection of this test's vhost, as `rabbitmqctl close_all_connections`
+    // would (limited to the vhost so parallel tests are not disturbed).
+    // The management API lists connections with a delay: wait until all three show.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stack.amqp_connections().await.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let closed = stack.close_amqp_connections().await;
+    assert!(
+        closed >= 3,
+        "api relay, worker and notifier were connected: {closed}"
+    );
+    let status = submit_and_wait(
+        &stack,
+        &project.private_key,
+        "/v1/convert/url-to-pdf",
+        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/hook")}),
+    )
+    .await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(
+        hooks.wait_for("/hook", 1, WAIT).await.len(),
+        1,
+        "the notifier reconnected too"
+    );
+    stack.stop().await;
+}

@@ -2,6 +2,7 @@
 
 mod archive;
 pub mod browser;
+mod reconcile;
 pub mod render;
 mod retention;
 
@@ -116,6 +117,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         db,
         amqp.clone(),
         relay_wake,
+        cancel.clone(),
+    ));
+    tokio::spawn(reconcile::run(
+        worker.clone(),
+        Duration::from_secs(5),
         cancel.clone(),
     ));
     tokio::spawn(retention::run(

@@ -7,9 +7,9 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::responses::{
-    Accepted, BatchItem, BatchStatusBody, ErrorBody, JobStatusBody, SyncResult,
+    Accepted, BatchItem, BatchStatusBody, ErrorBody, JobStatusBody, SyncResult, WebsiteAccepted,
 };
-use crate::routes::{convert, status};
+use crate::routes::{convert, status, website};
 
 struct KeyHeader;
 
@@ -30,7 +30,14 @@ impl Modify for KeyHeader {
         version = "1",
         description = "Web pages to PDFs and screenshots. Wire-compatible with the hosted Enconvert v1 API."
     ),
-    paths(convert::url_to_pdf, convert::url_to_screenshot, status::batch, status::job),
+    paths(
+        convert::url_to_pdf,
+        convert::url_to_screenshot,
+        website::website_to_pdf,
+        website::website_to_screenshot,
+        status::batch,
+        status::job
+    ),
     components(schemas(
         enconvert_domain::request::RawConvertRequest,
         enconvert_domain::request::RawPdfOptions,
@@ -39,6 +46,7 @@ impl Modify for KeyHeader {
         enconvert_domain::request::Cookie,
         enconvert_domain::request::BasicAuth,
         Accepted,
+        WebsiteAccepted,
         SyncResult,
         BatchStatusBody,
         BatchItem,

@@ -3,3 +3,4 @@ pub mod docs;
 pub mod files;
 pub mod health;
 pub mod status;
+pub mod website;

@@ -94,7 +94,7 @@ pub(crate) async fn discover(egress: &Egress, req: &DiscoveryRequest, limits: &L
     }
     let sitemap = d.sitemap_entries().await;
     let total = match req.method {
-        DiscoveryMethod::Sitemap => d.from_sitemap(&sitemap),
+        DiscoveryMethod::Sitemap => d.list_sitemap(&sitemap),
         DiscoveryMethod::FullCrawl => d.crawl(&sitemap, limits.max_fetches).await,
     };
     let problem = if d.pages.is_empty() {
@@ -274,7 +274,7 @@ impl Discovery<'_> {
     }
 
     /// Sitemap mode: the sitemap's pages, in its order. Returns the number found.
-    fn from_sitemap(&mut self, entries: &[Url]) -> usize {
+    fn list_sitemap(&mut self, entries: &[Url]) -> usize {
         let mut total = 0;
         for url in entries {
             if self.eligible(url) && self.filters.included(url) && self.seen.first(url) {

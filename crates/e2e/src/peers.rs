@@ -27,6 +27,8 @@ pub struct Reply {
     pub delay: Duration,
     /// `Some((user, password))`: answer 401 with a Basic challenge unless they are sent.
     pub basic_auth: Option<(String, String)>,
+    /// A `Location` header (redirects).
+    pub location: Option<String>,
 }
 
 impl Reply {
@@ -37,6 +39,7 @@ impl Reply {
             body: body.as_bytes().to_vec(),
             delay: Duration::ZERO,
             basic_auth: None,
+            location: None,
         }
     }
 
@@ -47,6 +50,7 @@ impl Reply {
             body: format!("status {status}").into_bytes(),
             delay: Duration::ZERO,
             basic_auth: None,
+            location: None,
         }
     }
 
@@ -55,6 +59,14 @@ impl Reply {
             content_type: "image/png",
             body,
             ..Reply::status(200)
+        }
+    }
+
+    /// A redirect (`status` 301, 302, 307 or 308) to `location`.
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Reply {
+            location: Some(location.to_string()),
+            ..Reply::status(status)
         }
     }
 
@@ -133,12 +145,14 @@ impl HttpPeer {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
-                            HttpResponse::build(
+                            let mut resp = HttpResponse::build(
                                 actix_web::http::StatusCode::from_u16(reply.status)
                                     .expect("status"),
-                            )
-                            .content_type(reply.content_type)
-                            .body(reply.body)
+                            );
+                            if let Some(location) = &reply.location {
+                                resp.insert_header(("Location", location.as_str()));
+                            }
+                            resp.content_type(reply.content_type).body(reply.body)
                         }
                         None => HttpResponse::NotFound().body("not found"),
                     }

@@ -246,9 +246,15 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
                 "/list?page=9",
                 "/drafts/wip",
                 "/missing",
+                "/moved",
+                "/away",
             ],
         )],
     );
+    // A redirect is not a page; its target on the site is. Off the site it is dropped.
+    site.route("/moved", vec![Reply::redirect(301, "/landing")]);
+    site.route("/landing", vec![page("LANDING", &["/moved"])]);
+    site.route("/away", vec![Reply::redirect(302, &other.url("/"))]);
     site.route("/from-sitemap", vec![page("FROMSITEMAP", &[])]);
     site.route("/about", vec![page("ABOUT", &["/", "/about"])]);
     site.route("/blog", vec![page("BLOG", &["/blog/post-1", "/"])]);
@@ -274,8 +280,8 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
     )
     .await;
     assert_eq!(accepted["discovery_method"], "full_crawl", "{accepted}");
-    assert_eq!(accepted["url_count"], 6, "{accepted}");
-    assert_eq!(accepted["total_discovered"], 6, "{accepted}");
+    assert_eq!(accepted["url_count"], 7, "{accepted}");
+    assert_eq!(accepted["total_discovered"], 7, "{accepted}");
 
     let status = stack
         .wait_batch(
@@ -294,6 +300,7 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
             s("/blog"),
             s("/missing"),
             s("/blog/post-1"),
+            s("/landing"),
         ],
         "{status}"
     );
@@ -310,7 +317,8 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
             "from-sitemap.png",
             "about.png",
             "blog.png",
-            "blog_post-1.png"
+            "blog_post-1.png",
+            "landing.png"
         ]
     );
     for (name, data) in &entries {
@@ -326,6 +334,12 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
     assert_eq!(site.seen("/about/").len(), 0);
     assert_eq!(site.seen("/").len(), 2);
     assert_eq!(site.seen("/blog").len(), 2);
+    assert_eq!(
+        site.seen("/moved").len(),
+        1,
+        "fetched by discovery, not rendered"
+    );
+    assert_eq!(site.seen("/away").len(), 1);
     for path in [
         "/private/x",
         "/admin/login",
@@ -342,7 +356,7 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
     assert_eq!(seen.len(), 1);
     let hook: Value = serde_json::from_slice(&seen[0].body).unwrap();
     assert_eq!(hook["status"], "success", "{hook}");
-    assert_eq!(hook["total_tasks"], 6);
+    assert_eq!(hook["total_tasks"], 7);
     assert_eq!(hook["failed_tasks"], 1);
     stack.stop().await;
 }

@@ -21,6 +21,14 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install -q "moto[server]" >/dev/null
 fi
 
+# The end-to-end suite checks webhook signatures with the reference Standard Webhooks library
+# (it falls back to a few lines of Python's hmac when the package cannot be installed).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import standardwebhooks" 2>/dev/null; then
+  python3 -m pip install -q standardwebhooks 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages standardwebhooks 2>/dev/null \
+    || echo "note: could not install the Python package standardwebhooks; signatures are checked with Python's hmac"
+fi
+
 # PostgreSQL
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "starting PostgreSQL"

@@ -1,12 +1,13 @@
 //! `enconvert-admin`: projects, plans and keys, for operators.
 //!
-//! New keys are printed once and never stored in clear.
+//! New keys are printed once and never stored in clear. A new webhook secret is printed
+//! by `rotate-webhook-secret`; `show-webhook-secret` prints the current one.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use enconvert_config::{Settings, telemetry};
 use enconvert_db::models::Project;
-use enconvert_db::{Conn, Db, keys, projects};
+use enconvert_db::{Conn, Db, keys, projects, webhook_secrets};
 use enconvert_domain::request::KeyKind;
 use secrecy::ExposeSecret;
 
@@ -42,6 +43,27 @@ enum Command {
         project: String,
         plan: String,
     },
+    /// Turn the completion email to the project owner's address on or off (requests that
+    /// name a notification_email still send it).
+    SetDefaultEmail {
+        /// Project id or name.
+        project: String,
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Print the project's current webhook signing secret (created if it has none yet).
+    ShowWebhookSecret {
+        /// Project id or name.
+        project: String,
+    },
+    /// Replace the project's webhook signing secret and print the new one. The
+    /// old secret keeps signing, next to the new one, for the grace period.
+    RotateWebhookSecret {
+        /// Project id or name.
+        project: String,
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u64,
+    },
     /// Ensure the development project (plan enterprise) with ENCONVERT_DEV_API_KEY as its key.
     EnsureDevProject {
         #[arg(long, default_value = "dev@enconvert.localhost")]
@@ -49,11 +71,18 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
-    telemetry::init(settings.log_json);
+    // Logs to stderr: stdout carries only what a command prints (keys, secrets).
+    telemetry::init_stderr(settings.log_json);
     let url = settings.database_url.expose_secret().to_string();
     enconvert_db::migrate(&url, std::time::Duration::from_secs(30)).await?;
     if matches!(cli.command, Command::Migrate) {
@@ -105,6 +134,34 @@ async fn main() -> anyhow::Result<()> {
             }
             projects::set_plan(&mut conn, p.id, &plan).await?;
             println!("project {} is now on plan {plan}", p.name);
+        }
+        Command::SetDefaultEmail { project, state } => {
+            let p = find(&mut conn, &project).await?;
+            let enabled = matches!(state, OnOff::On);
+            projects::set_default_email(&mut conn, p.id, enabled).await?;
+            println!(
+                "project {}: completion emails to the owner's address are {}",
+                p.name,
+                if enabled { "on" } else { "off" }
+            );
+        }
+        Command::ShowWebhookSecret { project } => {
+            let p = find(&mut conn, &project).await?;
+            let secret = webhook_secrets::current(&mut conn, p.id).await?;
+            println!("{secret}");
+        }
+        Command::RotateWebhookSecret {
+            project,
+            grace_hours,
+        } => {
+            let p = find(&mut conn, &project).await?;
+            let grace = std::time::Duration::from_secs(grace_hours.saturating_mul(3600));
+            let secret = webhook_secrets::rotate(&mut conn, p.id, grace).await?;
+            println!("{secret}");
+            eprintln!(
+                "project {}: new webhook signing secret printed above; the previous one keeps signing for {grace_hours} h",
+                p.name
+            );
         }
         Command::EnsureDevProject { owner_email } => {
             let key = settings

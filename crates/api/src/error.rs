@@ -18,6 +18,10 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("job_id already in use")]
     JobIdTaken,
+    #[error(
+        "This delivery is already scheduled or in progress; see its attempts in the delivery log."
+    )]
+    DeliveryPending,
     #[error("The request body is larger than {limit} bytes.")]
     TooLarge { limit: usize },
     #[error("{detail}")]
@@ -46,6 +50,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::JobIdTaken => "job_id_in_use",
+            ApiError::DeliveryPending => "delivery_pending",
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::Gone { .. } => "gone",
             ApiError::ConversionFailed(_) => "conversion_failed",
@@ -79,7 +84,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::JobIdTaken => StatusCode::CONFLICT,
+            ApiError::JobIdTaken | ApiError::DeliveryPending => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::ConversionFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,

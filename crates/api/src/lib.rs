@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::routes::{convert, docs, files, health, status, website};
+use crate::routes::{convert, deliveries, docs, files, health, project, status, website};
 use crate::state::AppState;
 
 /// A started api: where it listens, and the task that ends when it has stopped.
@@ -56,6 +56,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(website::website_to_screenshot),
         )
         .route("/v1/convert/batch/{batch_id}", web::get().to(status::batch))
+        .route(
+            "/v1/convert/batch/{batch_id}/deliveries",
+            web::get().to(deliveries::list),
+        )
+        .route(
+            "/v1/convert/batch/{batch_id}/deliveries/{notification_id}/redeliver",
+            web::post().to(deliveries::redeliver),
+        )
+        .route("/v1/project/settings", web::get().to(project::settings))
+        .route(
+            "/v1/project/settings",
+            web::put().to(project::update_settings),
+        )
         .route("/v1/convert/status/{job_id}", web::get().to(status::job))
         .route("/v1/files/{key:.*}", web::get().to(files::download));
 }

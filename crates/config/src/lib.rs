@@ -47,6 +47,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("ENCONVERT_DASHBOARD_URL", ""),
     ("ENCONVERT_WEBHOOK_TIMEOUT_SECS", "30"),
+    (
+        "ENCONVERT_WEBHOOK_RETRY_SCHEDULE",
+        enconvert_domain::webhook::DEFAULT_RETRY_SCHEDULE,
+    ),
     ("ENCONVERT_NOTIFIER_CONCURRENCY", "16"),
 ];
 
@@ -113,6 +117,9 @@ pub struct NotifierSettings {
     pub mail_from: String,
     pub dashboard_url: String,
     pub webhook_timeout: Duration,
+    /// Delays before each retry of a webhook (and of an email that failed transiently);
+    /// its length is the number of retries.
+    pub retry_schedule: Vec<Duration>,
     pub concurrency: usize,
 }
 
@@ -224,6 +231,13 @@ impl Settings {
                 mail_from: parsed("ENCONVERT_MAIL_FROM")?,
                 dashboard_url,
                 webhook_timeout: Duration::from_secs(positive("ENCONVERT_WEBHOOK_TIMEOUT_SECS")?),
+                retry_schedule: enconvert_domain::webhook::parse_retry_schedule(
+                    &get("ENCONVERT_WEBHOOK_RETRY_SCHEDULE").unwrap_or_default(),
+                )
+                .map_err(|problem| ConfigError {
+                    name: "ENCONVERT_WEBHOOK_RETRY_SCHEDULE",
+                    problem,
+                })?,
                 concurrency: positive("ENCONVERT_NOTIFIER_CONCURRENCY")? as usize,
             },
         })

@@ -241,4 +241,47 @@ pub struct Notification {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The webhook URL or the email address.
+    pub target: Option<String>,
+    /// The exact webhook body, or the email's content as JSON.
+    pub body: Option<String>,
+    /// The lane of concurrency: a webhook's `host:port`, or `smtp`.
+    pub receiver: String,
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notification_attempts)]
+pub struct NotificationAttempt {
+    pub id: Uuid,
+    pub notification_id: Uuid,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub status_code: Option<i32>,
+    pub latency_ms: Option<i32>,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = webhook_secrets)]
+pub struct WebhookSecret {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret itself.
+        f.debug_struct("WebhookSecret")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }

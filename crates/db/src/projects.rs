@@ -131,3 +131,46 @@ pub async fn key_by_hash(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<ApiK
         .await
         .optional()?)
 }
+
+/// Keys whose display prefix starts with `prefix`.
+pub async fn keys_by_prefix(conn: &mut Conn, prefix: &str) -> Result<Vec<ApiKey>, DbError> {
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Ok(api_keys::table
+        .filter(api_keys::prefix.like(pattern))
+        .order(api_keys::created_at.asc())
+        .select(ApiKey::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Revokes a key; it then gets the same `401` as an unknown key.
+pub async fn revoke_key(conn: &mut Conn, key_id: Uuid) -> Result<bool, DbError> {
+    let n = diesel::update(
+        api_keys::table
+            .find(key_id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(Utc::now()))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Turns the owner's default email on or off; `false` when there is no such project.
+pub async fn set_default_email(
+    conn: &mut Conn,
+    project_id: Uuid,
+    enabled: bool,
+) -> Result<bool, DbError> {
+    let n = diesel::update(projects::table.find(project_id))
+        .set(projects::default_email_enabled.eq(enabled))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}

@@ -117,6 +117,34 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        next_attempt_at -> Nullable<Timestamptz>,
+        target -> Nullable<Text>,
+        body -> Nullable<Text>,
+        receiver -> Text,
+        max_attempts -> Int4,
+    }
+}
+
+diesel::table! {
+    notification_attempts (id) {
+        id -> Uuid,
+        notification_id -> Uuid,
+        attempt -> Int4,
+        started_at -> Timestamptz,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhook_secrets (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        secret -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -133,6 +161,8 @@ diesel::joinable!(batches -> projects (project_id));
 diesel::joinable!(jobs -> batches (batch_id));
 diesel::joinable!(projects -> plans (plan));
 diesel::joinable!(notifications -> batches (batch_id));
+diesel::joinable!(notification_attempts -> notifications (notification_id));
+diesel::joinable!(webhook_secrets -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     plans,
@@ -143,4 +173,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     notifications,
     rate_windows,
+    notification_attempts,
+    webhook_secrets,
 );

@@ -8,6 +8,7 @@ pub mod notify;
 pub mod plan;
 pub mod request;
 pub mod status;
+pub mod webhook;
 
 pub use address::{AllowList, SourceUrl, UrlError};
 pub use plan::{Discovery, Plan};

@@ -1,6 +1,6 @@
 //! The content of completion emails, independent of how they are rendered or sent.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// URLs in the ZIP-mode tasks table are cut to this many characters.
 pub const TABLE_URL_CHARS: usize = 50;
@@ -17,8 +17,13 @@ pub fn truncate_url(url: &str) -> String {
     }
 }
 
+/// The dashboard page of a batch: `{dashboard}/batches/{batch_id}`.
+pub fn batch_link(dashboard_url: &str, batch_id: &str) -> String {
+    format!("{}/batches/{batch_id}", dashboard_url.trim_end_matches('/'))
+}
+
 /// One row of the ZIP-mode tasks table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRow {
     pub number: usize,
     pub url: String,
@@ -27,13 +32,14 @@ pub struct TaskRow {
 }
 
 /// What a completion email says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailContent {
     pub subject: String,
     pub success: bool,
     pub job_id: String,
     pub batch_id: Option<String>,
     pub status_text: String,
+    /// Where the email sends the reader: the batch's page on the dashboard.
     pub dashboard_url: String,
     /// Only in ZIP mode.
     pub tasks: Option<Vec<TaskRow>>,
@@ -82,10 +88,16 @@ impl EmailContent {
             })
             .collect();
         let mut content = Self::for_job(batch_id, Some(batch_id), success, dashboard_url);
-        content.subject = if success {
+        let succeeded = tasks.iter().filter(|(_, ok, _)| *ok).count();
+        content.subject = if !success {
+            format!("Your batch {batch_id} failed")
+        } else if succeeded == tasks.len() {
             format!("Your batch {batch_id} is complete")
         } else {
-            format!("Your batch {batch_id} failed")
+            format!(
+                "Your batch {batch_id} is complete: {succeeded} of {} succeeded",
+                tasks.len()
+            )
         };
         content.tasks = Some(rows);
         content
@@ -132,5 +144,20 @@ mod tests {
         assert_eq!(rows[1].number, 2);
         assert_eq!(rows[1].status, "failed");
         assert_eq!(rows[1].filename, "-");
+        assert_eq!(c.subject, "Your batch b1 is complete: 1 of 2 succeeded");
+        let failed = EmailContent::for_zip_batch("b1", false, "https://dash", &tasks);
+        assert_eq!(failed.subject, "Your batch b1 failed");
+    }
+
+    #[test]
+    fn the_dashboard_link_opens_the_batch() {
+        assert_eq!(
+            batch_link("https://x.example/dashboard/", "b-1"),
+            "https://x.example/dashboard/batches/b-1"
+        );
+        assert_eq!(
+            batch_link("https://x.example/dashboard", "b-1"),
+            "https://x.example/dashboard/batches/b-1"
+        );
     }
 }

@@ -37,6 +37,8 @@ pub struct StackOptions {
     pub discovery_wait: Duration,
     /// The time budget of one website discovery.
     pub discovery_budget: Duration,
+    /// The notifier's retry schedule; `None`: the configured one.
+    pub retry_schedule: Option<Vec<Duration>>,
 }
 
 impl Default for StackOptions {
@@ -52,6 +54,7 @@ impl Default for StackOptions {
             storage_options: Vec::new(),
             discovery_wait: Duration::from_secs(20),
             discovery_budget: Duration::from_secs(60),
+            retry_schedule: None,
         }
     }
 }
@@ -125,6 +128,9 @@ impl Stack {
         settings.notifier.mail_dir = dir.join("mail");
         settings.notifier.smtp_url = opts.smtp.map(|a| SecretString::from(format!("smtp://{a}")));
         settings.notifier.webhook_timeout = opts.webhook_timeout;
+        if let Some(schedule) = opts.retry_schedule {
+            settings.notifier.retry_schedule = schedule;
+        }
 
         let cancel = CancellationToken::new();
         let api = enconvert_api::start(&settings, cancel.clone())
@@ -238,6 +244,130 @@ impl Stack {
         }
     }
 
+    /// Polls a batch until none of its items is in progress (a ZIP batch then still waits
+    /// for its archive); panics after `within`.
+    pub async fn wait_items(&self, key: &str, batch_id: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let body: Value = self
+                .get(key, &format!("/v1/convert/batch/{batch_id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if body["in_progress"] == 0 {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "batch {batch_id} still has items in progress: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Writes messages to the outbox and waits until the relay has published them.
+    pub async fn publish(&self, messages: &[enconvert_db::models::OutboxMessage]) {
+        use diesel::QueryDsl;
+        let mut conn = self.db.conn().await.unwrap();
+        enconvert_db::outbox::insert(&mut conn, messages)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left: i64 = enconvert_db::schema::outbox::table
+                .count()
+                .get_result(&mut conn)
+                .await
+                .unwrap();
+            if left == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the outbox was not drained"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Does what the ZIP archive builder will do once it lands: records the batch's archive
+    /// as stored (or failed) and announces `batch.completed` through the outbox. Returns the
+    /// archive's key, file name and size.
+    pub async fn complete_zip_batch(&self, batch_id: Uuid, stored: bool) -> (String, String, i64) {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use enconvert_db::schema::batches;
+        let mut conn = self.db.conn().await.unwrap();
+        let batch = enconvert_db::batches::get(&mut conn, batch_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let filename = "batch_20260405_123456789.zip".to_string();
+        let key = format!(
+            "dev/files/{}/{}/{filename}",
+            batch.project_id, batch.endpoint
+        );
+        let size = 456_789_i64;
+        diesel::update(batches::table.find(batch_id))
+            .set((
+                batches::archive_status.eq(if stored { "stored" } else { "failed" }),
+                batches::archive_key.eq(stored.then(|| key.clone())),
+                batches::archive_filename.eq(stored.then(|| filename.clone())),
+                batches::archive_size.eq(stored.then_some(size)),
+                batches::completed_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let batch = enconvert_db::batches::get(&mut conn, batch_id)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(conn);
+        let event =
+            enconvert_queue::messages::batch_completed(&enconvert_domain::events::BatchCompleted {
+                batch_id,
+                project_id: batch.project_id,
+                status: batch.status(),
+                output_mode: batch.output_mode(),
+            });
+        self.publish(&[event]).await;
+        (key, filename, size)
+    }
+
+    /// The delivery log of a batch.
+    pub async fn deliveries(&self, key: &str, batch_id: &str) -> Value {
+        let resp = self
+            .get(key, &format!("/v1/convert/batch/{batch_id}/deliveries"))
+            .await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Polls the delivery log until every delivery is final (sent or failed) and there are
+    /// `n` of them; panics after `within`.
+    pub async fn wait_deliveries(
+        &self,
+        key: &str,
+        batch_id: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let log = self.deliveries(key, batch_id).await;
+            let list = log["deliveries"].as_array().cloned().unwrap_or_default();
+            if list.len() >= n && list.iter().all(|d| d["status"] != "pending") {
+                return list;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "deliveries of {batch_id} not final: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Stops the processes, then drops the database and vhost.
     pub async fn stop(self) {
         self.cancel.cancel();
@@ -301,4 +431,55 @@ pub fn pdf_info(pdf: &[u8]) -> (u32, f64, f64) {
         }
     }
     (pages, w, h)
+}
+
+/// Verifies a webhook's Standard Webhooks signature with an independent implementation:
+/// Python's `standardwebhooks` package when it is installed (scripts/ensure-deps.sh installs
+/// it), else a few lines of Python's `hmac`. `Ok` names the implementation that accepted it.
+pub fn verify_standard_webhook(
+    secret: &str,
+    id: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<&'static str, String> {
+    use std::io::Write;
+    const SCRIPT: &str = r#"
+import sys
+secret, msg_id, ts, sig = sys.argv[1:5]
+data = sys.stdin.buffer.read()
+try:
+    from standardwebhooks.webhooks import Webhook
+except ImportError:
+    import base64, hashlib, hmac
+    key = base64.b64decode(secret[len("whsec_"):])
+    expected = base64.b64encode(hmac.new(key, msg_id.encode() + b"." + ts.encode() + b"." + data, hashlib.sha256).digest()).decode()
+    ok = any(s.startswith("v1,") and hmac.compare_digest(s[3:], expected) for s in sig.split(" "))
+    print("python-hmac" if ok else "no matching signature")
+    sys.exit(0 if ok else 1)
+Webhook(secret).verify(data, {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": sig})
+print("standardwebhooks")
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, secret, id, timestamp, signature])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(if said == "standardwebhooks" {
+            "standardwebhooks"
+        } else {
+            "python-hmac"
+        })
+    } else {
+        Err(format!(
+            "{said} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }

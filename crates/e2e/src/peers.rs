@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
@@ -16,6 +16,14 @@ pub struct Seen {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
 }
 
 /// What a route answers.
@@ -27,8 +35,7 @@ pub struct Reply {
     pub delay: Duration,
     /// `Some((user, password))`: answer 401 with a Basic challenge unless they are sent.
     pub basic_auth: Option<(String, String)>,
-    /// A `Location` header (redirects).
-    pub location: Option<String>,
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -39,7 +46,7 @@ impl Reply {
             body: body.as_bytes().to_vec(),
             delay: Duration::ZERO,
             basic_auth: None,
-            location: None,
+            headers: Vec::new(),
         }
     }
 
@@ -50,7 +57,7 @@ impl Reply {
             body: format!("status {status}").into_bytes(),
             delay: Duration::ZERO,
             basic_auth: None,
-            location: None,
+            headers: Vec::new(),
         }
     }
 
@@ -62,21 +69,20 @@ impl Reply {
         }
     }
 
-    /// A redirect (`status` 301, 302, 307 or 308) to `location`.
-    pub fn redirect(status: u16, location: &str) -> Self {
-        Reply {
-            location: Some(location.to_string()),
-            ..Reply::status(status)
-        }
-    }
-
-    pub fn delayed(mut self, delay: Duration) -> Self {
-        self.delay = delay;
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.basic_auth = Some((user.to_string(), password.to_string()));
         self
     }
 
-    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
-        self.basic_auth = Some((user.to_string(), password.to_string()));
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Waits this long before answering.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
         self
     }
 }
@@ -114,6 +120,7 @@ impl HttpPeer {
                         path: req.path().to_string(),
                         headers,
                         body: body.to_vec(),
+                        at: Instant::now(),
                     });
                     let reply = {
                         let mut routes = r.lock().expect("lock");
@@ -149,10 +156,11 @@ impl HttpPeer {
                                 actix_web::http::StatusCode::from_u16(reply.status)
                                     .expect("status"),
                             );
-                            if let Some(location) = &reply.location {
-                                resp.insert_header(("Location", location.as_str()));
+                            resp.content_type(reply.content_type);
+                            for (k, v) in &reply.headers {
+                                resp.insert_header((k.as_str(), v.as_str()));
                             }
-                            resp.content_type(reply.content_type).body(reply.body)
+                            resp.body(reply.body)
                         }
                         None => HttpResponse::NotFound().body("not found"),
                     }

@@ -897,15 +897,16 @@ async fn loading_options_change_what_is_captured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn target_errors_fail_the_job_clearly() {
+    // Short enough for a quick test, long enough for a loaded machine.
     let stack = Stack::start(StackOptions {
-        render_timeout: Duration::from_secs(4),
+        render_timeout: Duration::from_secs(10),
         ..Default::default()
     })
     .await;
     let site = HttpPeer::start().await;
     site.route(
         "/slow",
-        vec![Reply::html(&page("SLOW")).delayed(Duration::from_secs(30))],
+        vec![Reply::html(&page("SLOW")).with_delay(Duration::from_secs(30))],
     );
     site.route("/teapot", vec![Reply::status(503)]);
     let project = stack.project("starter", "owner@example.com").await;
@@ -1076,7 +1077,7 @@ async fn a_slow_sync_job_answers_504_and_goes_on() {
     let site = HttpPeer::start().await;
     site.route(
         "/slow",
-        vec![Reply::html(&page("LATE-SYNC")).delayed(Duration::from_secs(3))],
+        vec![Reply::html(&page("LATE-SYNC")).with_delay(Duration::from_secs(3))],
     );
     let project = stack.project("starter", "owner@example.com").await;
     let resp = stack
@@ -1217,5 +1218,143 @@ async fn files_can_live_in_an_s3_bucket_with_presigned_links() {
     let (code, pdf) = bytes(link).await;
     assert_eq!(code, 200);
     assert!(pdf_text(&pdf).contains("Invoice BUCKET-3"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn screenshot_and_blocking_options_change_the_output() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    let tall: String = (0..80).map(|i| format!("<p>row {i}</p>")).collect();
+    site.route(
+        "/tall",
+        vec![Reply::html(&format!("<html><body>{tall}</body></html>"))],
+    );
+    site.route("/video", vec![Reply::html("<html><body><video src=\"/clip.mp4\" autoplay muted preload=\"auto\"></video><p>clip</p></body></html>")]);
+    site.route("/clip.mp4", vec![Reply::status(200)]);
+    let project = stack.project("starter", "owner@example.com").await;
+    let key = &project.private_key;
+    let shot = |body: Value| {
+        let stack = &stack;
+        async move {
+            let mut body = body;
+            body["async_mode"] = json!(true);
+            let status = submit_and_wait(stack, key, "/v1/convert/url-to-screenshot", body).await;
+            assert_eq!(status["status"], "completed", "{status}");
+            bytes(status["items"][0]["download_url"].as_str().unwrap())
+                .await
+                .1
+        }
+    };
+    let png_size = |data: &[u8]| {
+        let r = png::Decoder::new(std::io::Cursor::new(data.to_vec()))
+            .read_info()
+            .unwrap();
+        (r.info().width, r.info().height)
+    };
+    // Full page (default) vs viewport only.
+    let full =
+        shot(json!({"url": site.url("/tall"), "viewport_width": 640, "viewport_height": 480}))
+            .await;
+    let (w, h) = png_size(&full);
+    assert_eq!(w, 640);
+    assert!(h > 480, "full page is taller than the viewport: {h}");
+    let clipped = shot(json!({"url": site.url("/tall"), "viewport_width": 640, "viewport_height": 480, "full_page": false})).await;
+    assert_eq!(png_size(&clipped), (640, 480));
+    // device_scale_factor doubles the pixels.
+    let hi = shot(json!({"url": site.url("/tall"), "viewport_width": 640, "viewport_height": 480, "full_page": false, "device_scale_factor": 2})).await;
+    assert_eq!(png_size(&hi), (1280, 960));
+    // jpeg and webp.
+    let jpeg = shot(json!({"url": site.url("/tall"), "format": "jpeg", "quality": 40})).await;
+    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+    let webp = shot(json!({"url": site.url("/tall"), "format": "webp"})).await;
+    assert!(
+        webp.starts_with(b"RIFF") && &webp[8..12] == b"WEBP",
+        "a WebP"
+    );
+    // block_media: the video is never requested.
+    shot(json!({"url": site.url("/video"), "block_media": true})).await;
+    assert_eq!(
+        site.seen("/clip.mp4").len(),
+        0,
+        "block_media: no request for the video"
+    );
+    shot(json!({"url": site.url("/video")})).await;
+    assert!(
+        !site.seen("/clip.mp4").is_empty(),
+        "control: the video is requested"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn key_kinds_and_revocation() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let project = stack.project("enterprise", "owner@example.com").await;
+    let url = "/v1/convert/url-to-pdf";
+    let target = "http://127.0.0.1:9/p";
+    let resp = stack
+        .post(&project.public_key, url, &json!({"url": [target, target]}))
+        .await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.json::<Value>().await.unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("several URLs")
+    );
+    let accepted: Value = stack
+        .post(
+            &project.private_key,
+            url,
+            &json!({"url": target, "async_mode": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let batch = accepted["batch_id"].as_str().unwrap();
+    let resp = stack
+        .get(&project.public_key, &format!("/v1/convert/batch/{batch}"))
+        .await;
+    assert_eq!(resp.status(), 403, "public keys cannot poll batches");
+    // A revoked key gets the same 401 as an unknown one.
+    let mut conn = stack.db.conn().await.unwrap();
+    let keys = enconvert_db::projects::keys_by_prefix(
+        &mut conn,
+        &enconvert_db::keys::display_prefix(&project.private_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        enconvert_db::projects::revoke_key(&mut conn, keys[0].id)
+            .await
+            .unwrap()
+    );
+    let revoked = stack
+        .post(
+            &project.private_key,
+            url,
+            &json!({"url": target, "async_mode": true}),
+        )
+        .await;
+    assert_eq!(revoked.status(), 401);
+    let revoked: Value = revoked.json().await.unwrap();
+    // A wrong key that shares the real key's prefix.
+    let mut forged = project.public_key.clone();
+    forged.pop();
+    forged.push(if project.public_key.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    let wrong: Value = stack
+        .post(&forged, url, &json!({"url": target}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revoked, wrong);
     stack.stop().await;
 }

@@ -252,9 +252,15 @@ async fn full_mode_crawls_links_the_sitemap_lacks() {
         )],
     );
     // A redirect is not a page; its target on the site is. Off the site it is dropped.
-    site.route("/moved", vec![Reply::redirect(301, "/landing")]);
+    site.route(
+        "/moved",
+        vec![Reply::status(301).with_header("Location", "/landing")],
+    );
     site.route("/landing", vec![page("LANDING", &["/moved"])]);
-    site.route("/away", vec![Reply::redirect(302, &other.url("/"))]);
+    site.route(
+        "/away",
+        vec![Reply::status(302).with_header("Location", &other.url("/"))],
+    );
     site.route("/from-sitemap", vec![page("FROMSITEMAP", &[])]);
     site.route("/about", vec![page("ABOUT", &["/", "/about"])]);
     site.route("/blog", vec![page("BLOG", &["/blog/post-1", "/"])]);
@@ -475,7 +481,7 @@ async fn a_page_that_fails_or_times_out_makes_the_batch_partial() {
     site.route("/missing", vec![Reply::status(404)]);
     site.route(
         "/slow",
-        vec![page("SLOW", &[]).delayed(Duration::from_secs(20))],
+        vec![page("SLOW", &[]).with_delay(Duration::from_secs(20))],
     );
     let project = stack.project("starter", "owner@example.com").await;
     let accepted = submit(
@@ -583,7 +589,7 @@ async fn gating_slow_discovery_and_sites_without_pages() {
     // Discovery outlasting the api's wait: the 202 comes without the counts.
     site.route(
         "/sitemap.xml",
-        vec![xml(&urlset(&[s("/only")])).delayed(Duration::from_secs(4))],
+        vec![xml(&urlset(&[s("/only")])).with_delay(Duration::from_secs(4))],
     );
     site.route("/only", vec![page("ONLY", &[])]);
     let accepted = submit(&stack, &starter.private_key, path, json!({"url": s("/")})).await;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod delivery;
 pub mod mail;
 
 use std::sync::Arc;
@@ -7,39 +8,42 @@ use std::time::Duration;
 
 use enconvert_config::Settings;
 use enconvert_db::models::{Batch, Job, Project};
+use enconvert_db::notifications::NewClaim;
 use enconvert_db::{Db, batches, notifications, projects};
 use enconvert_domain::events::{
     BatchCompleted, BatchWebhook, JobCompleted, JobWebhook, TaskEntry, kind,
 };
-use enconvert_domain::notify::EmailContent;
+use enconvert_domain::notify::{EmailContent, batch_link};
 use enconvert_domain::{JobStatus, OutputMode};
 use enconvert_egress::Egress;
 use enconvert_queue::consumer::{self, Disposition, Handler, Incoming, Subscription};
 use enconvert_queue::{AmqpConfig, topology};
-use lettre::message::Mailbox;
 use secrecy::ExposeSecret;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::delivery::{Deliverer, LOGGED_BODY};
 use crate::mail::Mailer;
 
-/// Webhook responses are read up to this many bytes.
-const MAX_RESPONSE: usize = 64 * 1024;
+/// The lane of concurrency every email shares.
+const SMTP_LANE: &str = "smtp";
 
+/// Turns completion events into notification claims; the [`Deliverer`] sends them.
 struct Notifier {
     db: Db,
-    mailer: Mailer,
-    from: Mailbox,
-    egress: Egress,
     dashboard_url: String,
+    /// Attempts a new notification may have: the first and one per retry.
+    max_attempts: i32,
+    wake: Arc<Notify>,
 }
 
 pub struct Running {
     pub done: JoinHandle<()>,
 }
 
-/// Starts consuming completion events until `cancel` fires.
+/// Starts consuming completion events and delivering notifications until `cancel` fires.
 pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Result<Running> {
     enconvert_db::migrate(
         settings.database_url.expose_secret(),
@@ -55,15 +59,28 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let egress = Egress::new(
         settings.allow_private.clone(),
         n.webhook_timeout,
-        MAX_RESPONSE,
+        LOGGED_BODY,
         concat!("Enconvert-Webhooks/", env!("CARGO_PKG_VERSION")),
     )?;
-    let notifier = Arc::new(Notifier {
-        db,
+    let wake = Arc::new(Notify::new());
+    let deliverer = Arc::new(Deliverer {
+        db: db.clone(),
         mailer,
         from: n.mail_from.parse()?,
         egress,
+        webhook_timeout: n.webhook_timeout,
+        retry_schedule: n.retry_schedule.clone(),
+        // Longer than any attempt can take: the webhook timeout, or SMTP's 60 s.
+        lease: n.webhook_timeout.max(Duration::from_secs(60)) + Duration::from_secs(30),
+        concurrency: n.concurrency,
+        per_receiver: (n.concurrency / 4).max(1),
+        wake: wake.clone(),
+    });
+    let notifier = Arc::new(Notifier {
+        db,
         dashboard_url: n.dashboard_url.clone(),
+        max_attempts: i32::try_from(n.retry_schedule.len() + 1).unwrap_or(i32::MAX),
+        wake,
     });
     let handler: Handler = Arc::new(move |msg: Incoming| {
         let notifier = notifier.clone();
@@ -80,11 +97,24 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         queue: topology::NOTIFIER_EVENTS.to_string(),
         handler,
     }];
+    let scheduler = tokio::spawn(deliverer.run(cancel.clone(), grace));
     let done = tokio::spawn(async move {
         consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
+        let _ = scheduler.await;
         tracing::info!("notifier stopped");
     });
     Ok(Running { done })
+}
+
+/// The lane of a webhook: its receiver's `host:port`.
+fn lane_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_ascii_lowercase();
+            Some(format!("{host}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 impl Notifier {
@@ -115,7 +145,7 @@ impl Notifier {
         match result {
             Ok(()) => Disposition::Ack,
             Err(e) => {
-                tracing::warn!(error = ?e, "notification failed before sending; the event will be delivered again");
+                tracing::warn!(error = ?e, "could not claim the notifications; the event will be delivered again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 Disposition::Requeue
             }
@@ -151,28 +181,25 @@ impl Notifier {
         let Some(job) = job else { return Ok(()) };
         let success = job.status() == JobStatus::Success;
         let subject = job.id.to_string();
-        if let Some(url) = &batch.callback_url {
-            let payload = job_payload(&job);
-            self.webhook(
-                &batch,
-                Some(job.id),
-                &subject,
-                url,
-                serde_json::to_vec(&payload)?,
-            )
-            .await?;
-        }
-        if let Some(to) = self.recipient(&batch, &project) {
-            let content = EmailContent::for_job(
-                &job.public_id(),
-                Some(&batch.id.to_string()),
-                success,
-                &self.dashboard_url,
-            );
-            self.email(&batch, Some(job.id), &subject, &to, &content)
-                .await?;
-        }
-        Ok(())
+        let webhook = match &batch.callback_url {
+            Some(url) => Some((url.as_str(), serde_json::to_string(&job_payload(&job))?)),
+            None => None,
+        };
+        let email = match self.recipient(&batch, &project) {
+            Some(to) => {
+                let batch_id = batch.id.to_string();
+                let content = EmailContent::for_job(
+                    &job.public_id(),
+                    Some(&batch_id),
+                    success,
+                    &batch_link(&self.dashboard_url, &batch_id),
+                );
+                Some((to, serde_json::to_string(&content)?))
+            }
+            None => None,
+        };
+        self.claim(&batch, Some(job.id), &subject, webhook, email)
+            .await
     }
 
     /// ZIP mode: one webhook and one email for the batch.
@@ -189,27 +216,36 @@ impl Notifier {
         };
         let subject = batch.id.to_string();
         let success = batch.archive_status.as_deref() == Some("stored");
-        if let Some(url) = &batch.callback_url {
-            let payload = batch_payload(&batch, &jobs);
-            self.webhook(&batch, None, &subject, url, serde_json::to_vec(&payload)?)
-                .await?;
-        }
-        if let Some(to) = self.recipient(&batch, &project) {
-            let tasks: Vec<_> = jobs
-                .iter()
-                .map(|j| {
-                    (
-                        j.source_url.clone(),
-                        j.status() == JobStatus::Success,
-                        j.filename.clone(),
-                    )
-                })
-                .collect();
-            let content =
-                EmailContent::for_zip_batch(&subject, success, &self.dashboard_url, &tasks);
-            self.email(&batch, None, &subject, &to, &content).await?;
-        }
-        Ok(())
+        let webhook = match &batch.callback_url {
+            Some(url) => Some((
+                url.as_str(),
+                serde_json::to_string(&batch_payload(&batch, &jobs))?,
+            )),
+            None => None,
+        };
+        let email = match self.recipient(&batch, &project) {
+            Some(to) => {
+                let tasks: Vec<_> = jobs
+                    .iter()
+                    .map(|j| {
+                        (
+                            j.source_url.clone(),
+                            j.status() == JobStatus::Success,
+                            j.filename.clone(),
+                        )
+                    })
+                    .collect();
+                let content = EmailContent::for_zip_batch(
+                    &subject,
+                    success,
+                    &batch_link(&self.dashboard_url, &subject),
+                    &tasks,
+                );
+                Some((to, serde_json::to_string(&content)?))
+            }
+            None => None,
+        };
+        self.claim(&batch, None, &subject, webhook, email).await
     }
 
     /// `notification_email`, else the owner's address unless the project turned it off.
@@ -221,62 +257,66 @@ impl Notifier {
         })
     }
 
-    async fn webhook(
+    /// Claims each notification (a duplicated event finds the claims and adds nothing) and
+    /// wakes the scheduler, which sends them.
+    async fn claim(
         &self,
         batch: &Batch,
         job_id: Option<uuid::Uuid>,
         subject: &str,
-        url: &str,
-        body: Vec<u8>,
+        webhook: Option<(&str, String)>,
+        email: Option<(String, String)>,
     ) -> anyhow::Result<()> {
-        let claim = {
-            let mut conn = self.db.conn().await?;
-            notifications::claim(&mut conn, batch.id, job_id, subject, "webhook").await?
-        };
-        let Some(id) = claim else {
-            tracing::info!("webhook already sent for this event; skipping the duplicate");
-            return Ok(());
-        };
-        let result = self.egress.post_json(url, body, &[]).await;
-        let (sent, error) = match result {
-            Ok(reply) if matches!(reply.status, 200 | 201 | 202 | 204) => (true, None),
-            Ok(reply) => (
-                false,
-                Some(format!("receiver answered HTTP {}", reply.status)),
-            ),
-            Err(e) => (false, Some(e.to_string())),
-        };
-        tracing::info!(
-            sent,
-            error = error.as_deref().unwrap_or(""),
-            "webhook delivery"
-        );
         let mut conn = self.db.conn().await?;
-        notifications::record(&mut conn, id, sent, error.as_deref()).await?;
-        Ok(())
-    }
-
-    async fn email(
-        &self,
-        batch: &Batch,
-        job_id: Option<uuid::Uuid>,
-        subject: &str,
-        to: &str,
-        content: &EmailContent,
-    ) -> anyhow::Result<()> {
-        let claim = {
-            let mut conn = self.db.conn().await?;
-            notifications::claim(&mut conn, batch.id, job_id, subject, "email").await?
-        };
-        let Some(id) = claim else {
-            tracing::info!("email already sent for this event; skipping the duplicate");
-            return Ok(());
-        };
-        let result = self.mailer.send(&self.from, to, content).await;
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        tracing::info!(sent = result.is_ok(), "email delivery");
-        let mut conn = self.db.conn().await?;
-        notifications::record(&mut conn, id, result.is_ok(), error.as_deref()).await?;
+        let mut claimed = 0;
+        if let Some((url, body)) = &webhook {
+            let lane = lane_of(url);
+            let id = notifications::claim(
+                &mut conn,
+                &NewClaim {
+                    batch_id: batch.id,
+                    job_id,
+                    subject,
+                    channel: "webhook",
+                    target: url,
+                    body,
+                    receiver: &lane,
+                    max_attempts: self.max_attempts,
+                },
+            )
+            .await?;
+            match id {
+                Some(_) => claimed += 1,
+                None => {
+                    tracing::info!("webhook already claimed for this event; skipping the duplicate")
+                }
+            }
+        }
+        if let Some((to, body)) = &email {
+            let id = notifications::claim(
+                &mut conn,
+                &NewClaim {
+                    batch_id: batch.id,
+                    job_id,
+                    subject,
+                    channel: "email",
+                    target: to,
+                    body,
+                    receiver: SMTP_LANE,
+                    max_attempts: self.max_attempts,
+                },
+            )
+            .await?;
+            match id {
+                Some(_) => claimed += 1,
+                None => {
+                    tracing::info!("email already claimed for this event; skipping the duplicate")
+                }
+            }
+        }
+        if claimed > 0 {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 }

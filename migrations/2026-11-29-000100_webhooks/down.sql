@@ -1,0 +1,9 @@
+DROP TABLE notification_attempts;
+DROP INDEX notifications_due;
+ALTER TABLE notifications
+    DROP COLUMN next_attempt_at,
+    DROP COLUMN target,
+    DROP COLUMN body,
+    DROP COLUMN receiver,
+    DROP COLUMN max_attempts;
+DROP TABLE webhook_secrets;

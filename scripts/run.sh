@@ -59,6 +59,12 @@ then poll the batch it names:
 
   curl -s http://$addr/v1/convert/batch/BATCH_ID -H "X-API-Key: $ENCONVERT_DEV_API_KEY"
 
+or convert a whole site, one PDF per page in one ZIP (see docs/api.md):
+
+  curl -s -X POST http://$addr/v1/convert/website-to-pdf \\
+    -H "X-API-Key: $ENCONVERT_DEV_API_KEY" -H "Content-Type: application/json" \\
+    -d '{"url": "http://127.0.0.1:8099/", "crawl_mode": "full"}'
+
 Emails are written to ${ENCONVERT_MAIL_DIR:-./data/mail} (set SMTP_URL to send them).
 
 MSG

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
-use crate::routes::{convert, deliveries, docs, files, health, project, status};
+use crate::routes::{convert, deliveries, docs, files, health, project, status, website};
 use crate::state::AppState;
 
 /// A started api: where it listens, and the task that ends when it has stopped.
@@ -46,6 +46,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/convert/url-to-screenshot",
             web::post().to(convert::url_to_screenshot),
+        )
+        .route(
+            "/v1/convert/website-to-pdf",
+            web::post().to(website::website_to_pdf),
+        )
+        .route(
+            "/v1/convert/website-to-screenshot",
+            web::post().to(website::website_to_screenshot),
         )
         .route("/v1/convert/batch/{batch_id}", web::get().to(status::batch))
         .route(
@@ -104,6 +112,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         allow_private: settings.allow_private.clone(),
         max_body_bytes: settings.api.max_body_bytes,
         sync_timeout: settings.api.sync_timeout,
+        discovery_wait: settings.api.discovery_wait,
     };
 
     let amqp = AmqpConfig {

@@ -16,6 +16,29 @@ pub struct Accepted {
     pub output_format: &'static str,
 }
 
+/// `202` of the website endpoints: the batch is accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebsiteAccepted {
+    /// `processing`; `failed` when discovery already found no page to render.
+    pub status: &'static str,
+    pub batch_id: Uuid,
+    /// Pages that will be rendered (at most the plan's `batch_limit`); `null` while discovery
+    /// is still running.
+    pub url_count: Option<usize>,
+    /// Always `zip`.
+    pub output_format: &'static str,
+    /// Distinct pages found, which can exceed `url_count` when the plan's limit cut the list;
+    /// `null` while discovery is still running.
+    pub total_discovered: Option<usize>,
+    /// `sitemap` or `full_crawl`.
+    pub discovery_method: &'static str,
+    /// Ours: `done`, `in_progress` (the api stopped waiting; poll the batch) or `failed`.
+    pub discovery: &'static str,
+    /// Ours: why discovery found no page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `200`: a sync conversion's result.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncResult {
@@ -62,6 +85,18 @@ pub struct BatchStatusBody {
     /// ZIP mode, once complete: a download link for the archive.
     pub zip_download_url: Option<String>,
     pub items: Vec<BatchItem>,
+    /// Ours, website batches: `in_progress`, `done` or `failed` (no page found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<&'static str>,
+    /// Ours, website batches: `sitemap` or `full_crawl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_method: Option<String>,
+    /// Ours, website batches: distinct pages found (can exceed `total`, the pages rendered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_discovered: Option<u32>,
+    /// Ours: why a batch failed as a whole (a website where discovery found no page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `GET /v1/convert/status/{job_id}`.

@@ -30,6 +30,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_LINK_TTL_SECS", "900"),
     ("ENCONVERT_MAX_BODY_BYTES", "1048576"),
     ("ENCONVERT_SYNC_TIMEOUT_SECS", "90"),
+    ("ENCONVERT_DISCOVERY_WAIT_SECS", "20"),
     ("ENCONVERT_DB_POOL_SIZE", "10"),
     ("ENCONVERT_STORAGE_DIR", "./data/files"),
     ("ENCONVERT_STORAGE_URL", ""),
@@ -38,6 +39,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
     ("ENCONVERT_RETENTION_SWEEP_SECS", "300"),
+    ("ENCONVERT_DISCOVERY_BUDGET_SECS", "60"),
     ("ENCONVERT_MAIL_DIR", "./data/mail"),
     (
         "ENCONVERT_MAIL_FROM",
@@ -92,6 +94,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// How long a sync request waits for its result before answering `504`.
     pub sync_timeout: Duration,
+    /// How long a website submit waits for discovery before answering without the counts.
+    pub discovery_wait: Duration,
     pub dev_api_key: Option<SecretString>,
 }
 
@@ -102,6 +106,8 @@ pub struct WorkerSettings {
     pub render_timeout: Duration,
     /// How often the worker deletes files past their plan's retention.
     pub retention_sweep: Duration,
+    /// The most time one website discovery may take; what was found by then is rendered.
+    pub discovery_budget: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +215,7 @@ impl Settings {
                 link_ttl: Duration::from_secs(positive("ENCONVERT_LINK_TTL_SECS")?),
                 max_body_bytes: positive("ENCONVERT_MAX_BODY_BYTES")? as usize,
                 sync_timeout: Duration::from_secs(positive("ENCONVERT_SYNC_TIMEOUT_SECS")?),
+                discovery_wait: Duration::from_secs(parsed("ENCONVERT_DISCOVERY_WAIT_SECS")?),
                 dev_api_key: get("ENCONVERT_DEV_API_KEY").map(SecretString::from),
             },
             worker: WorkerSettings {
@@ -216,6 +223,7 @@ impl Settings {
                 concurrency: positive("ENCONVERT_WORKER_CONCURRENCY")? as usize,
                 render_timeout: Duration::from_secs(positive("ENCONVERT_RENDER_TIMEOUT_SECS")?),
                 retention_sweep: Duration::from_secs(positive("ENCONVERT_RETENTION_SWEEP_SECS")?),
+                discovery_budget: Duration::from_secs(positive("ENCONVERT_DISCOVERY_BUDGET_SECS")?),
             },
             notifier: NotifierSettings {
                 smtp_url: get("SMTP_URL").map(SecretString::from),

@@ -183,3 +183,87 @@ where
     })
     .await
 }
+
+/// Records what a website batch's discovery found: the batch's counts, one job per page and
+/// the messages announcing them, in one transaction. Only a batch whose discovery is still
+/// pending changes; `false` means another delivery got there first and nothing was written.
+pub async fn complete_discovery(
+    conn: &mut Conn,
+    batch_id: Uuid,
+    total_discovered: i32,
+    new_jobs: &[Job],
+    messages: &[OutboxMessage],
+) -> Result<bool, DbError> {
+    conn.transaction::<_, DbError, _>(|conn| {
+        async move {
+            let total = i32::try_from(new_jobs.len()).unwrap_or(i32::MAX);
+            let updated = diesel::update(
+                batches::table
+                    .find(batch_id)
+                    .filter(batches::discovery_status.eq("pending")),
+            )
+            .set((
+                batches::discovery_status.eq("done"),
+                batches::total.eq(total),
+                batches::total_discovered.eq(total_discovered),
+            ))
+            .execute(conn)
+            .await?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            for chunk in new_jobs.chunks(1000) {
+                diesel::insert_into(jobs::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .await?;
+            }
+            outbox::insert(conn, messages).await?;
+            Ok(true)
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
+/// Ends a website batch whose discovery found no page to render: `failed`, with the reason,
+/// and the messages `announce` builds (its `batch.completed`) in the same transaction.
+/// `None` when the batch's discovery was not pending (a duplicate message).
+pub async fn fail_discovery<F>(
+    conn: &mut Conn,
+    batch_id: Uuid,
+    error: &str,
+    total_discovered: i32,
+    announce: F,
+) -> Result<Option<Batch>, DbError>
+where
+    F: FnOnce(&Batch) -> Vec<OutboxMessage> + Send,
+{
+    conn.transaction::<_, DbError, _>(|conn| {
+        async move {
+            let batch: Option<Batch> = diesel::update(
+                batches::table
+                    .find(batch_id)
+                    .filter(batches::discovery_status.eq("pending")),
+            )
+            .set((
+                batches::discovery_status.eq("failed"),
+                batches::discovery_error.eq(error),
+                batches::total_discovered.eq(total_discovered),
+                // Nothing to archive: the ZIP is given up, so the batch reads as final.
+                batches::archive_status.eq("failed"),
+                batches::completed_at.eq(chrono::Utc::now()),
+            ))
+            .returning(Batch::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(b) = &batch {
+                outbox::insert(conn, &announce(b)).await?;
+            }
+            Ok(batch)
+        }
+        .scope_boxed()
+    })
+    .await
+}

@@ -89,6 +89,15 @@ pub struct Batch {
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
     pub archive_expired_at: Option<DateTime<Utc>>,
+    /// Website batches: `pending` until the worker has found the pages, then `done` (jobs
+    /// inserted) or `failed` (no page found; the batch is failed). `None` for URL batches.
+    pub discovery_status: Option<String>,
+    /// Website batches: `sitemap` or `full_crawl`.
+    pub discovery_method: Option<String>,
+    pub total_discovered: Option<i32>,
+    /// Website batches: an `enconvert_domain::discovery::DiscoveryRequest`.
+    pub discovery_request: Option<serde_json::Value>,
+    pub discovery_error: Option<String>,
 }
 
 impl Batch {
@@ -108,6 +117,12 @@ impl Batch {
 
     /// The seed's status of this batch.
     pub fn status(&self) -> enconvert_domain::BatchStatus {
+        match self.discovery_status.as_deref() {
+            // A website whose discovery found no page has nothing to render: it is over.
+            Some("failed") => return enconvert_domain::BatchStatus::Failed,
+            Some("pending") => return enconvert_domain::BatchStatus::Processing,
+            _ => {}
+        }
         let pending = self.output_mode() == enconvert_domain::OutputMode::Zip
             && self.archive_status.as_deref() != Some("stored")
             && self.archive_status.as_deref() != Some("failed");

@@ -61,6 +61,11 @@ diesel::table! {
         created_at -> Timestamptz,
         completed_at -> Nullable<Timestamptz>,
         archive_expired_at -> Nullable<Timestamptz>,
+        discovery_status -> Nullable<Text>,
+        discovery_method -> Nullable<Text>,
+        total_discovered -> Nullable<Int4>,
+        discovery_request -> Nullable<Jsonb>,
+        discovery_error -> Nullable<Text>,
     }
 }
 

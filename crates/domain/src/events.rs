@@ -9,6 +9,7 @@ use crate::status::{BatchStatus, JobStatus, OutputMode};
 pub mod kind {
     pub const RENDER: &str = "render.job";
     pub const ARCHIVE: &str = "archive.build";
+    pub const DISCOVER: &str = "site.discover";
     pub const JOB_COMPLETED: &str = "job.completed";
     pub const BATCH_COMPLETED: &str = "batch.completed";
 }
@@ -24,6 +25,13 @@ pub struct RenderJob {
 /// Work for a worker: build and store a ZIP batch's archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveJob {
+    pub batch_id: Uuid,
+}
+
+/// Work for a worker: find the pages of a website batch. The start URL, method, patterns
+/// and page limit are read from the batch row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoverJob {
     pub batch_id: Uuid,
 }
 

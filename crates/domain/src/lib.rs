@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod address;
+pub mod discovery;
 pub mod events;
 pub mod naming;
 pub mod notify;

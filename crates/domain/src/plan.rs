@@ -49,6 +49,8 @@ pub enum Feature {
     ZipOutput,
     TargetAuth,
     WebsiteDiscovery,
+    /// `crawl_mode: full` (following links), beyond sitemap discovery.
+    FullCrawl,
 }
 
 impl Feature {
@@ -60,6 +62,7 @@ impl Feature {
             Feature::ZipOutput => "ZIP output",
             Feature::TargetAuth => "Target-site authentication (auth, cookies, headers)",
             Feature::WebsiteDiscovery => "Website discovery (crawl_mode)",
+            Feature::FullCrawl => "Full website crawl (crawl_mode full)",
         }
     }
 }
@@ -73,6 +76,7 @@ impl Plan {
             Feature::ZipOutput => self.zip_output,
             Feature::TargetAuth => self.target_auth,
             Feature::WebsiteDiscovery => self.discovery != Discovery::None,
+            Feature::FullCrawl => self.discovery == Discovery::Full,
         }
     }
 
@@ -145,6 +149,7 @@ mod tests {
             (ZipOutput, [false, true, true, true]),
             (TargetAuth, [false, true, true, true]),
             (WebsiteDiscovery, [false, true, true, true]),
+            (FullCrawl, [false, false, true, true]),
         ];
         for (feature, want) in rows {
             for (name, want) in ["free", "starter", "pro", "enterprise"].iter().zip(want) {

@@ -599,6 +599,9 @@ impl RawConvertRequest {
                     ));
                 }
             }
+            // Refuse a pattern the worker could not compile now, with a 400, rather than
+            // failing the discovery later.
+            crate::discovery::Filters::new(&include_patterns, &exclude_patterns)?;
             Some(CrawlSettings {
                 mode,
                 include_patterns,
@@ -932,6 +935,13 @@ impl ConvertRequest {
         };
         if self.endpoint.is_website() {
             gate(Feature::WebsiteDiscovery)?;
+            if self
+                .crawl
+                .as_ref()
+                .is_some_and(|c| c.mode == CrawlMode::Full)
+            {
+                gate(Feature::FullCrawl)?;
+            }
         }
         if self.async_mode {
             gate(Feature::AsyncMode)?;
@@ -1293,5 +1303,67 @@ mod tests {
             .expect_err("over limit");
         assert!(e.0.contains("at most 25"), "{}", e.0);
         assert!(big.authorize(KeyKind::Private, &plan("pro")).is_ok());
+    }
+
+    #[test]
+    fn website_requests_are_gated_and_patterns_checked() {
+        let site = |body: Value| validate(body, Endpoint::WebsiteToPdf);
+        let auto = site(json!({"url": "https://a.example/"})).expect("valid");
+        assert!(auto.async_mode);
+        assert_eq!(auto.output_mode, OutputMode::Zip);
+        assert_eq!(auto.crawl.as_ref().map(|c| c.mode), Some(CrawlMode::Auto));
+        let full = site(json!({"url": "https://a.example/", "crawl_mode": "full"})).expect("valid");
+
+        let e = auto
+            .authorize(KeyKind::Public, &plan("enterprise"))
+            .expect_err("public key");
+        assert!(
+            e.0.starts_with("Website conversion is not allowed with a public key"),
+            "{}",
+            e.0
+        );
+        let e = auto
+            .authorize(KeyKind::Private, &plan("free"))
+            .expect_err("free plan");
+        assert!(
+            e.0.starts_with(
+                "Website discovery (crawl_mode) is not available on your current plan (free)"
+            ),
+            "{}",
+            e.0
+        );
+        assert!(auto.authorize(KeyKind::Private, &plan("starter")).is_ok());
+        let e = full
+            .authorize(KeyKind::Private, &plan("starter"))
+            .expect_err("starter has sitemap discovery only");
+        assert!(
+            e.0.starts_with("Full website crawl (crawl_mode full) is not available on your current plan (starter)"),
+            "{}",
+            e.0
+        );
+        assert!(full.authorize(KeyKind::Private, &plan("pro")).is_ok());
+
+        for (body, field) in [
+            (
+                json!({"url": "https://a.example/", "crawl_mode": "deep"}),
+                "crawl_mode",
+            ),
+            (json!({"url": ["https://a.example/"]}), "url"),
+            (
+                json!({"url": "https://a.example/", "include_patterns": ["(unclosed"]}),
+                "include_patterns",
+            ),
+            (
+                json!({"url": "https://a.example/", "exclude_patterns": ["ok", "[z-a]"]}),
+                "exclude_patterns",
+            ),
+            (
+                json!({"url": "https://a.example/", "include_patterns": [""]}),
+                "include_patterns",
+            ),
+        ] {
+            let e = site(body.clone()).expect_err(&body.to_string());
+            assert_eq!(e.field, field, "{body}: {}", e.detail);
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct StackOptions {
     /// `s3://bucket`: store files there instead of a local directory.
     pub storage_url: Option<String>,
     pub storage_options: Vec<(String, String)>,
+    /// How long a website submit waits for discovery.
+    pub discovery_wait: Duration,
+    /// The time budget of one website discovery.
+    pub discovery_budget: Duration,
     /// The notifier's retry schedule; `None`: the configured one.
     pub retry_schedule: Option<Vec<Duration>>,
 }
@@ -48,6 +52,8 @@ impl Default for StackOptions {
             sync_timeout: Duration::from_secs(60),
             storage_url: None,
             storage_options: Vec::new(),
+            discovery_wait: Duration::from_secs(20),
+            discovery_budget: Duration::from_secs(60),
             retry_schedule: None,
         }
     }
@@ -114,6 +120,8 @@ impl Stack {
         settings.db_pool_size = 8;
         settings.api.addr = "127.0.0.1:0".parse().unwrap();
         settings.api.sync_timeout = opts.sync_timeout;
+        settings.api.discovery_wait = opts.discovery_wait;
+        settings.worker.discovery_budget = opts.discovery_budget;
         settings.worker.render_timeout = opts.render_timeout;
         settings.worker.concurrency = opts.concurrency;
         settings.worker.retention_sweep = opts.retention_sweep;

@@ -1,12 +1,14 @@
 //! Outbox messages for each kind of domain message: which exchange, which routing key.
 
 use enconvert_db::models::OutboxMessage;
-use enconvert_domain::events::{ArchiveJob, BatchCompleted, JobCompleted, RenderJob, kind};
+use enconvert_domain::events::{
+    ArchiveJob, BatchCompleted, DiscoverJob, JobCompleted, RenderJob, kind,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::topology::{
-    ARCHIVE, BATCH_COMPLETED, EVENTS_EXCHANGE, JOB_COMPLETED, RENDER_BATCH, RENDER_SYNC,
+    ARCHIVE, BATCH_COMPLETED, DISCOVER, EVENTS_EXCHANGE, JOB_COMPLETED, RENDER_BATCH, RENDER_SYNC,
     WORK_EXCHANGE,
 };
 
@@ -36,6 +38,10 @@ pub fn render(job: &RenderJob, sync: bool) -> OutboxMessage {
 
 pub fn archive(job: &ArchiveJob) -> OutboxMessage {
     message(WORK_EXCHANGE, ARCHIVE, kind::ARCHIVE, job.batch_id, job)
+}
+
+pub fn discover(job: &DiscoverJob) -> OutboxMessage {
+    message(WORK_EXCHANGE, DISCOVER, kind::DISCOVER, job.batch_id, job)
 }
 
 pub fn job_completed(event: &JobCompleted) -> OutboxMessage {

@@ -4,6 +4,7 @@
 //! enconvert.work (direct) --render.sync-->   render.sync    interactive requests, served first
 //!                         --render.batch-->  render.batch   async and batch items
 //!                         --archive.build--> archive.build  ZIP archives of finished batches
+//!                         --discover-->      discover       website page discovery
 //! enconvert.events (topic) --job.completed, batch.completed--> notifier.events
 //! enconvert.dead (direct): every work queue dead-letters to <name>.dead after the delivery limit
 //! ```
@@ -19,13 +20,14 @@ pub const DEAD_EXCHANGE: &str = "enconvert.dead";
 pub const RENDER_SYNC: &str = "render.sync";
 pub const RENDER_BATCH: &str = "render.batch";
 pub const ARCHIVE: &str = "archive.build";
+pub const DISCOVER: &str = "discover";
 pub const NOTIFIER_EVENTS: &str = "notifier.events";
 
 pub const JOB_COMPLETED: &str = "job.completed";
 pub const BATCH_COMPLETED: &str = "batch.completed";
 
 /// Work queues: consumed by workers, dead-lettered after the delivery limit.
-pub const WORK_QUEUES: &[&str] = &[RENDER_SYNC, RENDER_BATCH, ARCHIVE];
+pub const WORK_QUEUES: &[&str] = &[RENDER_SYNC, RENDER_BATCH, ARCHIVE, DISCOVER];
 
 /// The dead-letter queue of a queue.
 pub fn dead_letter_queue(queue: &str) -> String {

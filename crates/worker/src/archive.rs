@@ -41,7 +41,7 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| "batch".to_string());
             let path = std::env::temp_dir().join(format!("enconvert-{}.zip", Uuid::new_v4()));
-            let result = self.write_zip(&path, &done).await;
+            let result = self.write_zip(&path, &done, endpoint.is_website()).await;
             let stored = match result {
                 Ok(()) => {
                     let mut at = Utc::now();
@@ -82,12 +82,15 @@ impl Worker {
         Ok(Disposition::Ack)
     }
 
-    /// Writes the files into a ZIP on disk, one entry per file under its own file name.
-    /// The files are PDFs and images, already compressed: entries are stored as they are.
+    /// Writes the files into a ZIP on disk, one entry per file: under its own file name, or
+    /// for a website under a name from the page's URL path (`docs/intro` gives
+    /// `docs_intro.pdf`), made unique. The files are PDFs and images, already compressed:
+    /// entries are stored as they are.
     async fn write_zip(
         &self,
         path: &std::path::Path,
         jobs: &[&enconvert_db::models::Job],
+        website: bool,
     ) -> anyhow::Result<()> {
         let file = tokio::fs::File::create(path).await?;
         let mut writer = ZipFileWriter::with_tokio(file);
@@ -97,12 +100,22 @@ impl Worker {
                 continue;
             };
             let data = self.storage.get(key).await?;
-            let mut name = filename.clone();
-            let mut n = 2;
-            while !taken.insert(name.clone()) {
-                name = format!("{n}_{filename}");
-                n += 1;
-            }
+            let page = url::Url::parse(&job.source_url).ok().filter(|_| website);
+            let name = match page {
+                Some(page) => {
+                    let ext = filename.rsplit_once('.').map_or("bin", |(_, e)| e);
+                    naming::zip_entry_name(&page, ext, &mut taken)
+                }
+                None => {
+                    let mut name = filename.clone();
+                    let mut n = 2;
+                    while !taken.insert(name.clone()) {
+                        name = format!("{n}_{filename}");
+                        n += 1;
+                    }
+                    name
+                }
+            };
             let entry = ZipEntryBuilder::new(name.into(), Compression::Stored);
             writer.write_entry_whole(entry, &data).await?;
         }

@@ -2,6 +2,7 @@
 
 mod archive;
 pub mod browser;
+mod discover;
 mod reconcile;
 pub mod render;
 mod retention;
@@ -16,7 +17,7 @@ use enconvert_config::Settings;
 use enconvert_db::jobs::{self, Outcome};
 use enconvert_db::models::{Batch, Job};
 use enconvert_db::{Db, DbError};
-use enconvert_domain::events::{ArchiveJob, BatchCompleted, JobCompleted, RenderJob};
+use enconvert_domain::events::{ArchiveJob, BatchCompleted, DiscoverJob, JobCompleted, RenderJob};
 use enconvert_domain::naming;
 use enconvert_domain::request::{Endpoint, RenderOptions};
 use enconvert_queue::consumer::{self, Disposition, Handler, Incoming, Subscription};
@@ -31,6 +32,11 @@ use tracing::Instrument;
 use crate::browser::Chrome;
 use crate::render::{RenderError, TabSlot};
 
+/// One request of a website discovery may take this long.
+const DISCOVERY_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pages one full crawl may fetch, whatever its time budget.
+const DISCOVERY_MAX_FETCHES: usize = 5_000;
+
 /// Everything a job needs, shared by all in flight.
 #[derive(Clone)]
 pub(crate) struct Worker {
@@ -41,6 +47,9 @@ pub(crate) struct Worker {
     relay_wake: Arc<Notify>,
     env: String,
     render_timeout: Duration,
+    /// The guarded HTTP client of website discovery.
+    egress: enconvert_egress::Egress,
+    discovery: discover::Limits,
 }
 
 /// A started worker; `done` ends once it has drained and stopped.
@@ -79,6 +88,20 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         relay_wake: relay_wake.clone(),
         env: settings.env.clone(),
         render_timeout: settings.worker.render_timeout,
+        egress: enconvert_egress::Egress::new(
+            settings.allow_private.clone(),
+            DISCOVERY_REQUEST_TIMEOUT,
+            discover::MAX_RESPONSE,
+            concat!(
+                "Mozilla/5.0 (compatible; Enconvert/",
+                env!("CARGO_PKG_VERSION"),
+                "; website discovery)"
+            ),
+        )?,
+        discovery: discover::Limits {
+            budget: settings.worker.discovery_budget,
+            max_fetches: DISCOVERY_MAX_FETCHES,
+        },
     };
     let amqp = AmqpConfig {
         url: settings.amqp_url.expose_secret().to_string(),
@@ -99,7 +122,18 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             Box::pin(async move { worker.handle_archive(msg).await })
         })
     };
+    let discover_handler: Handler = {
+        let worker = worker.clone();
+        Arc::new(move |msg: Incoming| {
+            let worker = worker.clone();
+            Box::pin(async move { worker.handle_discover(msg).await })
+        })
+    };
     let subscriptions = vec![
+        Subscription {
+            queue: topology::DISCOVER.to_string(),
+            handler: discover_handler,
+        },
         Subscription {
             queue: topology::RENDER_SYNC.to_string(),
             handler: handler.clone(),
@@ -171,6 +205,26 @@ impl Worker {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = ?e, "archive interrupted; it will be delivered again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Disposition::Requeue
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn handle_discover(&self, msg: Incoming) -> Disposition {
+        let Ok(work) = serde_json::from_slice::<DiscoverJob>(&msg.data) else {
+            tracing::error!("unreadable discover message, dead-lettering it");
+            return Disposition::DeadLetter;
+        };
+        let span = tracing::info_span!("discover", batch.id = %work.batch_id);
+        async {
+            match self.discover_site(&work).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "discovery interrupted; it will be delivered again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     Disposition::Requeue
                 }

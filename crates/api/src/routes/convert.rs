@@ -145,9 +145,36 @@ async fn submit_as(
 
 /// The batch and job rows of a validated request.
 fn rows(project_id: Uuid, request: &ConvertRequest) -> (Batch, Vec<Job>) {
-    let batch_id = Uuid::now_v7();
-    let batch = Batch {
-        id: batch_id,
+    let batch = batch_row(project_id, request);
+    let batch_id = batch.id;
+    let jobs = request
+        .urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            // A client-chosen job_id names the single job of the request.
+            let client_id = if request.urls.len() == 1 {
+                request.job_id.clone()
+            } else {
+                None
+            };
+            Job::new_queued(
+                batch_id,
+                project_id,
+                client_id,
+                i32::try_from(i).unwrap_or(i32::MAX),
+                url.to_string(),
+            )
+        })
+        .collect();
+    (batch, jobs)
+}
+
+/// The batch row of a validated request (`total` counts its URLs; website batches set it
+/// when discovery lands).
+pub(crate) fn batch_row(project_id: Uuid, request: &ConvertRequest) -> Batch {
+    Batch {
+        id: Uuid::now_v7(),
         project_id,
         endpoint: request.endpoint.as_str().to_string(),
         output_mode: request.output_mode.as_str().to_string(),
@@ -173,28 +200,12 @@ fn rows(project_id: Uuid, request: &ConvertRequest) -> (Batch, Vec<Job>) {
         created_at: Utc::now(),
         completed_at: None,
         archive_expired_at: None,
-    };
-    let jobs = request
-        .urls
-        .iter()
-        .enumerate()
-        .map(|(i, url)| {
-            // A client-chosen job_id names the single job of the request.
-            let client_id = if request.urls.len() == 1 {
-                request.job_id.clone()
-            } else {
-                None
-            };
-            Job::new_queued(
-                batch_id,
-                project_id,
-                client_id,
-                i32::try_from(i).unwrap_or(i32::MAX),
-                url.to_string(),
-            )
-        })
-        .collect();
-    (batch, jobs)
+        discovery_status: None,
+        discovery_method: None,
+        total_discovered: None,
+        discovery_request: None,
+        discovery_error: None,
+    }
 }
 
 /// Waits for a sync job's outcome, bounded by the configured limit.

@@ -7,9 +7,9 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use crate::responses::{
-    Accepted, BatchItem, BatchStatusBody, ErrorBody, JobStatusBody, SyncResult,
+    Accepted, BatchItem, BatchStatusBody, ErrorBody, JobStatusBody, SyncResult, WebsiteAccepted,
 };
-use crate::routes::{convert, deliveries, project, status};
+use crate::routes::{convert, deliveries, project, status, website};
 
 struct KeyHeader;
 
@@ -33,6 +33,8 @@ impl Modify for KeyHeader {
     paths(
         convert::url_to_pdf,
         convert::url_to_screenshot,
+        website::website_to_pdf,
+        website::website_to_screenshot,
         status::batch,
         status::job,
         deliveries::list,
@@ -48,6 +50,7 @@ impl Modify for KeyHeader {
         enconvert_domain::request::Cookie,
         enconvert_domain::request::BasicAuth,
         Accepted,
+        WebsiteAccepted,
         SyncResult,
         BatchStatusBody,
         BatchItem,

@@ -5,3 +5,4 @@ pub mod files;
 pub mod health;
 pub mod project;
 pub mod status;
+pub mod website;

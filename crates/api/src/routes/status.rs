@@ -90,6 +90,16 @@ pub async fn batch(
         output_mode: mode.as_str(),
         zip_download_url,
         items,
+        discovery: batch.discovery_status.as_deref().map(|s| match s {
+            "pending" => "in_progress",
+            "done" => "done",
+            _ => "failed",
+        }),
+        discovery_method: batch.discovery_method.clone(),
+        total_discovered: batch
+            .total_discovered
+            .map(|n| u32::try_from(n).unwrap_or(0)),
+        error: batch.discovery_error.clone(),
     }))
 }
 

@@ -1405,6 +1405,11 @@ async fn a_job_stranded_by_a_dead_worker_is_requeued_and_finishes_once() {
             created_at: chrono::Utc::now(),
             completed_at: None,
             archive_expired_at: None,
+            discovery_status: None,
+            discovery_method: None,
+            total_discovered: None,
+            discovery_request: None,
+            discovery_error: None,
         };
         let mut job =
             enconvert_db::models::Job::new_queued(batch_id, project.id, None, 0, site.url("/p"));

@@ -899,7 +899,7 @@ async fn loading_options_change_what_is_captured() {
 async fn target_errors_fail_the_job_clearly() {
     // Short enough for a quick test, long enough for a loaded machine.
     let stack = Stack::start(StackOptions {
-        render_timeout: Duration::from_secs(10),
+        render_timeout: Duration::from_secs(15),
         ..Default::default()
     })
     .await;

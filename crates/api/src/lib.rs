@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod error;
 pub mod rate;
 pub mod responses;
@@ -70,7 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::put().to(project::update_settings),
         )
         .route("/v1/convert/status/{job_id}", web::get().to(status::job))
-        .route("/v1/files/{key:.*}", web::get().to(files::download));
+        .route("/v1/files/{key:.*}", web::get().to(files::download))
+        .configure(dashboard::configure);
 }
 
 async fn not_found() -> HttpResponse {
@@ -113,6 +115,8 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         max_body_bytes: settings.api.max_body_bytes,
         sync_timeout: settings.api.sync_timeout,
         discovery_wait: settings.api.discovery_wait,
+        session_ttl: settings.api.session_ttl,
+        secure_cookies: settings.api.secure_cookies,
     };
 
     let amqp = AmqpConfig {
@@ -176,17 +180,20 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     Ok(Running { addr, done })
 }
 
-/// Old rate-limit windows are useless; drop them every minute.
+/// Old rate-limit windows and expired dashboard sessions are useless; drop them every minute.
 async fn prune_rate_windows(db: Db, cancel: CancellationToken) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
         }
-        if let Ok(mut conn) = db.conn().await
-            && let Err(e) = enconvert_db::limits::prune(&mut conn).await
-        {
-            tracing::warn!(error = %e, "could not prune rate-limit windows");
+        if let Ok(mut conn) = db.conn().await {
+            if let Err(e) = enconvert_db::limits::prune(&mut conn).await {
+                tracing::warn!(error = %e, "could not prune rate-limit windows");
+            }
+            if let Err(e) = enconvert_db::sessions::prune(&mut conn).await {
+                tracing::warn!(error = %e, "could not prune expired dashboard sessions");
+            }
         }
     }
 }

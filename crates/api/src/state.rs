@@ -22,6 +22,10 @@ pub struct AppState {
     pub sync_timeout: Duration,
     /// How long a website submit waits for discovery before answering without the counts.
     pub discovery_wait: Duration,
+    /// How long a dashboard sign-in lasts.
+    pub session_ttl: Duration,
+    /// Dashboard cookies get `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl AppState {

@@ -31,6 +31,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_MAX_BODY_BYTES", "1048576"),
     ("ENCONVERT_SYNC_TIMEOUT_SECS", "90"),
     ("ENCONVERT_DISCOVERY_WAIT_SECS", "20"),
+    ("ENCONVERT_SESSION_TTL_SECS", "43200"),
     ("ENCONVERT_DB_POOL_SIZE", "10"),
     ("ENCONVERT_STORAGE_DIR", "./data/files"),
     ("ENCONVERT_STORAGE_URL", ""),
@@ -97,6 +98,10 @@ pub struct ApiSettings {
     /// How long a website submit waits for discovery before answering without the counts.
     pub discovery_wait: Duration,
     pub dev_api_key: Option<SecretString>,
+    /// How long a dashboard sign-in lasts.
+    pub session_ttl: Duration,
+    /// Dashboard cookies get `Secure` (the public URL is `https://`).
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +170,9 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let addr: SocketAddr = parsed("ENCONVERT_API_ADDR")?;
         let public_url = get("ENCONVERT_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
+        let secure_cookies = public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
         let signing_secret = match get("ENCONVERT_SIGNING_SECRET") {
             Some(s) => SecretString::from(s),
             None => {
@@ -217,6 +225,8 @@ impl Settings {
                 sync_timeout: Duration::from_secs(positive("ENCONVERT_SYNC_TIMEOUT_SECS")?),
                 discovery_wait: Duration::from_secs(parsed("ENCONVERT_DISCOVERY_WAIT_SECS")?),
                 dev_api_key: get("ENCONVERT_DEV_API_KEY").map(SecretString::from),
+                session_ttl: Duration::from_secs(positive("ENCONVERT_SESSION_TTL_SECS")?),
+                secure_cookies,
             },
             worker: WorkerSettings {
                 chromium_path: parsed("ENCONVERT_CHROMIUM_PATH")?,

@@ -89,6 +89,28 @@ pub async fn get(conn: &mut Conn, batch_id: Uuid) -> Result<Option<Batch>, DbErr
         .optional()?)
 }
 
+/// A project's batches, newest first: at most `limit`, created before `before` if given
+/// (the next page).
+pub async fn list(
+    conn: &mut Conn,
+    project_id: Uuid,
+    before: Option<chrono::DateTime<chrono::Utc>>,
+    limit: i64,
+) -> Result<Vec<Batch>, DbError> {
+    let mut query = batches::table
+        .filter(batches::project_id.eq(project_id))
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(batches::created_at.lt(before));
+    }
+    Ok(query
+        .order((batches::created_at.desc(), batches::id.desc()))
+        .limit(limit)
+        .select(Batch::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// A batch's jobs in submission order.
 pub async fn jobs_of(conn: &mut Conn, batch_id: Uuid) -> Result<Vec<Job>, DbError> {
     Ok(jobs::table

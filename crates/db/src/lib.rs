@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod projects;
 pub mod schema;
+pub mod sessions;
 pub mod webhook_secrets;
 
 use std::time::Duration;

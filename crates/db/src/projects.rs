@@ -174,3 +174,27 @@ pub async fn set_default_email(
         .await?;
     Ok(n == 1)
 }
+
+/// Changes the owner's address (where default completion emails go); `false` when there
+/// is no such project.
+pub async fn set_owner_email(
+    conn: &mut Conn,
+    project_id: Uuid,
+    owner_email: &str,
+) -> Result<bool, DbError> {
+    let n = diesel::update(projects::table.find(project_id))
+        .set(projects::owner_email.eq(owner_email))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
+/// A project's keys, newest first, revoked ones included.
+pub async fn keys_of_project(conn: &mut Conn, project_id: Uuid) -> Result<Vec<ApiKey>, DbError> {
+    Ok(api_keys::table
+        .filter(api_keys::project_id.eq(project_id))
+        .order(api_keys::created_at.desc())
+        .select(ApiKey::as_select())
+        .load(conn)
+        .await?)
+}

@@ -156,7 +156,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dashboard_sessions (token_hash) {
+        token_hash -> Bytea,
+        project_id -> Uuid,
+        key_id -> Uuid,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> projects (project_id));
+diesel::joinable!(dashboard_sessions -> api_keys (key_id));
 diesel::joinable!(batches -> projects (project_id));
 diesel::joinable!(jobs -> batches (batch_id));
 diesel::joinable!(projects -> plans (plan));
@@ -175,4 +187,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_windows,
     notification_attempts,
     webhook_secrets,
+    dashboard_sessions,
 );

@@ -137,6 +137,11 @@ impl Stack {
             .await
             .unwrap();
         let base = format!("http://{}", api.addr);
+        // Completion emails link to this api's dashboard (the configured default is
+        // ENCONVERT_API_ADDR's, which a test's api does not listen on).
+        if settings.api.public_url.is_none() {
+            settings.notifier.dashboard_url = format!("{base}/dashboard");
+        }
         let worker = enconvert_worker::start(&settings, cancel.clone())
             .await
             .unwrap();

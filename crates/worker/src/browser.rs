@@ -10,7 +10,7 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 
 /// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
 /// to Google's services from a closed network.
-const FLAGS: &[&str] = &[
+pub const FLAGS: &[&str] = &[
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",

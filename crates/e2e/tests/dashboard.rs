@@ -52,8 +52,15 @@ async fn on<T: Send + 'static>(tab: &Arc<Tab>, f: impl FnOnce(&Tab) -> T + Send 
 
 /// The value of a JavaScript expression in the page (`None` while a page is loading).
 async fn js(tab: &Arc<Tab>, expr: &str) -> Option<Value> {
-    let expr = expr.to_string();
-    on(tab, move |t| t.evaluate(&expr, false).ok().and_then(|r| r.value)).await
+    // Through JSON, so arrays and objects come back as values, not as references.
+    let expr = format!("JSON.stringify(({expr}))");
+    on(tab, move |t| {
+        t.evaluate(&expr, false)
+            .ok()
+            .and_then(|r| r.value)
+            .and_then(|v| v.as_str().and_then(|s| serde_json::from_str(s).ok()))
+    })
+    .await
 }
 
 /// Polls `expr` until `ok` holds; panics after `within`.
@@ -83,14 +90,25 @@ async fn goto(tab: &Arc<Tab>, url: &str) {
     .await;
 }
 
+/// Waits until the tab has left `before` and the new page has loaded.
+async fn left(tab: &Arc<Tab>, before: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tab.get_url() == before {
+        assert!(tokio::time::Instant::now() < deadline, "still at {before}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_js(tab, "document.readyState", |v| v == "complete", WAIT).await;
+}
+
 /// Clicks the element (a real mouse click) and waits for the page it leads to.
 async fn click(tab: &Arc<Tab>, selector: &str) {
     let selector = selector.to_string();
+    let before = tab.get_url();
     on(tab, move |t| {
         t.wait_for_element(&selector).unwrap().click().unwrap();
-        t.wait_until_navigated().unwrap();
     })
     .await;
+    left(tab, &before).await;
 }
 
 /// Signs in on the sign-in page the browser is showing.
@@ -103,13 +121,9 @@ async fn sign_in(tab: &Arc<Tab>, key: &str) {
             .unwrap()
             .type_into(&key)
             .unwrap();
-        t.find_element("form.login button[type=submit]")
-            .unwrap()
-            .click()
-            .unwrap();
-        t.wait_until_navigated().unwrap();
     })
     .await;
+    click(tab, "form.login button[type=submit]").await;
 }
 
 fn text(v: &Value) -> &str {

@@ -86,11 +86,13 @@ pub async fn find(conn: &mut Conn, token: &str) -> Result<Option<Session>, DbErr
         .first::<(ApiKey, Project, PlanRow, String, DateTime<Utc>)>(conn)
         .await
         .optional()?;
-    Ok(row.map(|(key, project, plan, csrf_token, expires_at)| Session {
-        caller: Caller { key, project, plan },
-        csrf_token,
-        expires_at,
-    }))
+    Ok(
+        row.map(|(key, project, plan, csrf_token, expires_at)| Session {
+            caller: Caller { key, project, plan },
+            csrf_token,
+            expires_at,
+        }),
+    )
 }
 
 /// Ends the session of this cookie token (signing out); `false` when there was none.

@@ -64,7 +64,12 @@ async fn js(tab: &Arc<Tab>, expr: &str) -> Option<Value> {
 }
 
 /// Polls `expr` until `ok` holds; panics after `within`.
-async fn wait_js(tab: &Arc<Tab>, expr: &str, ok: impl Fn(&Value) -> bool, within: Duration) -> Value {
+async fn wait_js(
+    tab: &Arc<Tab>,
+    expr: &str,
+    ok: impl Fn(&Value) -> bool,
+    within: Duration,
+) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let v = js(tab, expr).await;
@@ -180,7 +185,13 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
         !tab.get_url().contains(&project.private_key),
         "the key is never in a URL"
     );
-    let heading = wait_js(&tab, "document.querySelector('h1').textContent", Value::is_string, WAIT).await;
+    let heading = wait_js(
+        &tab,
+        "document.querySelector('h1').textContent",
+        Value::is_string,
+        WAIT,
+    )
+    .await;
     assert!(text(&heading).contains(&batch_id), "{heading}");
 
     // The page follows the batch until it is final (the script reloads it then).
@@ -227,7 +238,10 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
     .unwrap();
     assert_eq!(
         listed,
-        json!([[format!("/dashboard/batches/{batch_id}"), "1 done, 1 failed, 2 total"]])
+        json!([[
+            format!("/dashboard/batches/{batch_id}"),
+            "1 done, 1 failed, 2 total"
+        ]])
     );
 
     // Open the item, and download its file.
@@ -252,7 +266,10 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
         .wait_deliveries(&project.private_key, &batch_id, 4, WAIT)
         .await;
     let ok_job = stack
-        .get(&project.private_key, &format!("/v1/convert/batch/{batch_id}"))
+        .get(
+            &project.private_key,
+            &format!("/v1/convert/batch/{batch_id}"),
+        )
         .await
         .json::<Value>()
         .await
@@ -271,9 +288,12 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
     let attempts_expr = format!("document.querySelectorAll('{row} li.attempt').length");
     let n = wait_js(&tab, &attempts_expr, |v| v == 1, WAIT).await;
     assert_eq!(n, 1);
-    let first = js(&tab, &format!("document.querySelector('{row} li.attempt').textContent"))
-        .await
-        .unwrap();
+    let first = js(
+        &tab,
+        &format!("document.querySelector('{row} li.attempt').textContent"),
+    )
+    .await
+    .unwrap();
     assert!(text(&first).contains("HTTP 200"), "{first}");
 
     // Press redeliver: one more attempt, same webhook-id, shown in the log.
@@ -288,7 +308,10 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
         if n == Some(json!(2)) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "still {n:?} attempts");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {n:?} attempts"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         goto(&tab, &batch_url).await;
     }
@@ -302,10 +325,7 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
 
     // The completion email's link opens this batch's page.
     let mails = smtp.wait_for(2, WAIT).await;
-    let mail = mails
-        .iter()
-        .find(|m| m.text().contains(&ok_job))
-        .unwrap();
+    let mail = mails.iter().find(|m| m.text().contains(&ok_job)).unwrap();
     let link = mail
         .text()
         .lines()
@@ -317,14 +337,24 @@ async fn a_person_follows_a_batch_on_the_dashboard_in_chromium() {
     assert!(mail.html().contains(&format!("href=\"{batch_url}\"")));
     goto(&tab, &format!("{}/dashboard", stack.base)).await;
     goto(&tab, &link).await;
-    let heading = js(&tab, "document.querySelector('h1').textContent").await.unwrap();
+    let heading = js(&tab, "document.querySelector('h1').textContent")
+        .await
+        .unwrap();
     assert!(text(&heading).contains(&batch_id), "{heading}");
 
     // Sign out: the batch page asks for the key again.
     click(&tab, "form.signout button").await;
-    assert!(tab.get_url().contains("/dashboard/login"), "{}", tab.get_url());
+    assert!(
+        tab.get_url().contains("/dashboard/login"),
+        "{}",
+        tab.get_url()
+    );
     goto(&tab, &batch_url).await;
-    assert!(tab.get_url().contains("/dashboard/login?next="), "{}", tab.get_url());
+    assert!(
+        tab.get_url().contains("/dashboard/login?next="),
+        "{}",
+        tab.get_url()
+    );
 
     drop(tab);
     drop(browser);
@@ -402,10 +432,18 @@ impl Client {
 
     /// Signs in through the form; returns the answer to the POST.
     async fn sign_in(&mut self, key: &str) -> reqwest::Response {
-        let form = self.get("/dashboard/login", true).await.text().await.unwrap();
-        let csrf = hidden(&form, "csrf");
-        self.post("/dashboard/login", &[("csrf", &csrf), ("key", key), ("next", "/dashboard")])
+        let form = self
+            .get("/dashboard/login", true)
             .await
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden(&form, "csrf");
+        self.post(
+            "/dashboard/login",
+            &[("csrf", &csrf), ("key", key), ("next", "/dashboard")],
+        )
+        .await
     }
 }
 
@@ -499,12 +537,18 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
         .await;
     assert_eq!(missing.status(), 403, "no CSRF token");
     let wrong = person
-        .post("/dashboard/login", &[("csrf", "forged"), ("key", &a.private_key)])
+        .post(
+            "/dashboard/login",
+            &[("csrf", "forged"), ("key", &a.private_key)],
+        )
         .await;
     assert_eq!(wrong.status(), 403, "a wrong CSRF token");
     let mut cookieless = Client::new(&stack);
     let resp = cookieless
-        .post("/dashboard/login", &[("csrf", &csrf), ("key", &a.private_key)])
+        .post(
+            "/dashboard/login",
+            &[("csrf", &csrf), ("key", &a.private_key)],
+        )
         .await;
     assert_eq!(resp.status(), 403, "a token without its cookie");
     assert!(person.cookies.iter().all(|(k, _)| k != "enconvert_session"));
@@ -544,7 +588,12 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
         .find(|c| c.starts_with("enconvert_session="))
         .unwrap();
     let max_age = format!("Max-Age={}", stack.settings.api.session_ttl.as_secs());
-    for attr in ["HttpOnly", "SameSite=Strict", "Path=/dashboard", max_age.as_str()] {
+    for attr in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/dashboard",
+        max_age.as_str(),
+    ] {
         assert!(session_cookie.contains(attr), "{attr} in {session_cookie}");
     }
     assert!(!session_cookie.contains("Secure"), "plain http in tests");
@@ -557,7 +606,10 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
 
     // Another project's batch is not found; this project's is.
     assert_eq!(
-        person.get(&format!("/dashboard/batches/{a_batch}"), true).await.status(),
+        person
+            .get(&format!("/dashboard/batches/{a_batch}"), true)
+            .await
+            .status(),
         200
     );
     for path in [
@@ -586,7 +638,10 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
     // changes nothing; the right one works.
     let mut other = Client::new(&stack);
     assert_eq!(other.sign_in(&b.private_key).await.status(), 303);
-    let b_token = hidden(&other.get("/dashboard", true).await.text().await.unwrap(), "csrf");
+    let b_token = hidden(
+        &other.get("/dashboard", true).await.text().await.unwrap(),
+        "csrf",
+    );
     assert_ne!(b_token, token);
     let before = key_count(&stack, a.id).await;
     for form in [
@@ -604,11 +659,17 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
     for path in [
         "/dashboard/settings/webhook-secret".to_string(),
         "/dashboard/settings/notifications".to_string(),
-        format!("/dashboard/batches/{a_batch}/deliveries/{}/redeliver", uuid::Uuid::nil()),
+        format!(
+            "/dashboard/batches/{a_batch}/deliveries/{}/redeliver",
+            uuid::Uuid::nil()
+        ),
         "/dashboard/logout".to_string(),
     ] {
         let resp = person
-            .post(&path, &[("csrf", "forged"), ("owner_email", "x@example.com")])
+            .post(
+                &path,
+                &[("csrf", "forged"), ("owner_email", "x@example.com")],
+            )
             .await;
         assert_eq!(resp.status(), 403, "{path}");
     }
@@ -620,10 +681,17 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
         .owner_email;
     drop(conn);
     assert_eq!(owner, "a@example.com", "the forged form changed nothing");
-    assert_eq!(person.get("/dashboard", true).await.status(), 200, "still signed in");
+    assert_eq!(
+        person.get("/dashboard", true).await.status(),
+        200,
+        "still signed in"
+    );
 
     let created = person
-        .post("/dashboard/settings/keys", &[("csrf", &token), ("kind", "public")])
+        .post(
+            "/dashboard/settings/keys",
+            &[("csrf", &token), ("kind", "public")],
+        )
         .await;
     assert_eq!(created.status(), 200);
     let created = created.text().await.unwrap();
@@ -638,7 +706,11 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
     assert!(new_key.starts_with("pk_live_"), "{new_key}");
     assert_eq!(key_count(&stack, a.id).await, before + 1);
     let with_new = stack.get(&new_key, "/v1/convert/status/no-such-job").await;
-    assert_eq!(with_new.status(), 404, "the new key authenticates (401 otherwise)");
+    assert_eq!(
+        with_new.status(),
+        404,
+        "the new key authenticates (401 otherwise)"
+    );
     let saved = person
         .post(
             "/dashboard/settings/notifications",
@@ -653,13 +725,19 @@ async fn the_dashboard_refuses_strangers_forged_forms_wrong_keys_and_other_proje
         .unwrap();
     drop(conn);
     assert_eq!(p.owner_email, "ops@example.com");
-    assert!(!p.default_email_enabled, "an unticked switch turns the default email off");
+    assert!(
+        !p.default_email_enabled,
+        "an unticked switch turns the default email off"
+    );
 
     // Signing out ends the session on the server: the old cookie no longer works.
     let stolen = person.cookies.clone();
     let out = person.post("/dashboard/logout", &[("csrf", &token)]).await;
     assert_eq!(out.status(), 303);
-    assert_eq!(out.headers()[LOCATION], "/dashboard/login?notice=signed-out");
+    assert_eq!(
+        out.headers()[LOCATION],
+        "/dashboard/login?notice=signed-out"
+    );
     person.cookies = stolen;
     assert_eq!(person.get("/dashboard", false).await.status(), 401);
 
@@ -717,7 +795,11 @@ async fn screenshot_for_the_readme() {
     let project = stack.project("pro", "owner@example.com").await;
     let mut conn = stack.db.conn().await.unwrap();
     diesel::update(enconvert_db::schema::projects::table.find(project.id))
-        .set(enconvert_db::schema::projects::name.eq("acme-reports"))
+        .set((
+            enconvert_db::schema::projects::name.eq("acme-reports"),
+            // Webhooks only: the picture's notification log stays short.
+            enconvert_db::schema::projects::default_email_enabled.eq(false),
+        ))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -737,7 +819,9 @@ async fn screenshot_for_the_readme() {
         .as_str()
         .unwrap()
         .to_string();
-    stack.wait_batch(&project.private_key, &batch_id, WAIT).await;
+    stack
+        .wait_batch(&project.private_key, &batch_id, WAIT)
+        .await;
     stack
         .wait_deliveries(&project.private_key, &batch_id, 4, WAIT)
         .await;
@@ -746,8 +830,18 @@ async fn screenshot_for_the_readme() {
     let tab = browser.new_tab().unwrap();
     goto(&tab, &format!("{}/dashboard/login", stack.base)).await;
     sign_in(&tab, &project.private_key).await;
-    goto(&tab, &format!("{}/dashboard/batches/{batch_id}", stack.base)).await;
-    wait_js(&tab, "document.querySelectorAll('li.attempt').length", |v| v == 4, WAIT).await;
+    goto(
+        &tab,
+        &format!("{}/dashboard/batches/{batch_id}", stack.base),
+    )
+    .await;
+    wait_js(
+        &tab,
+        "document.querySelectorAll('li.attempt').length",
+        |v| v == 4,
+        WAIT,
+    )
+    .await;
     let png = on(&tab, |t| {
         t.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
             .unwrap()

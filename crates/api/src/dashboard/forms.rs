@@ -47,7 +47,13 @@ mod tests {
         assert_eq!(f.get("x"), Some("1"));
         assert!(f.check_csrf("abc+d").is_ok());
         assert!(matches!(f.check_csrf("abc+e"), Err(DashError::Csrf)));
-        assert!(matches!(Form::parse(b"x=1").check_csrf("abc"), Err(DashError::Csrf)));
-        assert!(matches!(Form::parse(b"csrf=").check_csrf(""), Err(DashError::Csrf)));
+        assert!(matches!(
+            Form::parse(b"x=1").check_csrf("abc"),
+            Err(DashError::Csrf)
+        ));
+        assert!(matches!(
+            Form::parse(b"csrf=").check_csrf(""),
+            Err(DashError::Csrf)
+        ));
     }
 }

@@ -95,14 +95,7 @@ pub async fn batches(
         })
         .collect();
     let page = Page::signed("Batches", &session, "batches");
-    html(
-        StatusCode::OK,
-        &BatchesPage {
-            page,
-            rows,
-            older,
-        },
-    )
+    html(StatusCode::OK, &BatchesPage { page, rows, older })
 }
 
 fn item_row(mode: OutputMode, j: &Job, link: Option<String>) -> ItemRow {
@@ -132,7 +125,11 @@ fn item_row(mode: OutputMode, j: &Job, link: Option<String>) -> ItemRow {
 }
 
 /// The download link of a job's file, when it has one to download.
-async fn job_link(state: &AppState, mode: OutputMode, j: &Job) -> Result<Option<String>, DashError> {
+async fn job_link(
+    state: &AppState,
+    mode: OutputMode,
+    j: &Job,
+) -> Result<Option<String>, DashError> {
     match (mode, j.status(), &j.object_key) {
         (OutputMode::Individual, JobStatus::Success, Some(key)) if j.file_expired_at.is_none() => {
             Ok(Some(state.link(key).await?))
@@ -161,7 +158,7 @@ fn attempt_row(a: &NotificationAttempt) -> AttemptRow {
 fn delivery_row(
     n: &Notification,
     attempts: Vec<AttemptRow>,
-    public_ids: &HashMap<Uuid, String>,
+    numbers: &HashMap<Uuid, i32>,
 ) -> DeliveryRow {
     DeliveryRow {
         id: n.id.to_string(),
@@ -173,8 +170,8 @@ fn delivery_row(
         } else {
             "the recipient".to_string()
         },
-        subject: match n.job_id.and_then(|j| public_ids.get(&j)) {
-            Some(id) => format!("item {id}"),
+        subject: match n.job_id.and_then(|j| numbers.get(&j)) {
+            Some(number) => format!("item {number}"),
             None => "the batch".to_string(),
         },
         status: n.status.clone(),
@@ -221,14 +218,14 @@ pub async fn batch(
         let link = job_link(&state, mode, j).await?;
         items.push(item_row(mode, j, link));
     }
-    let public_ids: HashMap<Uuid, String> = jobs.iter().map(|j| (j.id, j.public_id())).collect();
+    let numbers: HashMap<Uuid, i32> = jobs.iter().map(|j| (j.id, j.position + 1)).collect();
     let now = chrono::Utc::now();
-    let delivery_soon = rows.iter().any(|n| {
-        n.status == "pending" && n.next_attempt_at.is_none_or(|t| t <= now + SOON)
-    });
+    let delivery_soon = rows
+        .iter()
+        .any(|n| n.status == "pending" && n.next_attempt_at.is_none_or(|t| t <= now + SOON));
     let deliveries = rows
         .iter()
-        .map(|n| delivery_row(n, attempts.remove(&n.id).unwrap_or_default(), &public_ids))
+        .map(|n| delivery_row(n, attempts.remove(&n.id).unwrap_or_default(), &numbers))
         .collect();
 
     let (zip, zip_note) = if mode == OutputMode::Zip {
@@ -241,9 +238,15 @@ pub async fn batch(
                 }),
                 None,
             ),
-            (Some("stored"), _) => (None, Some("The ZIP archive has expired (past the plan's retention).")),
+            (Some("stored"), _) => (
+                None,
+                Some("The ZIP archive has expired (past the plan's retention)."),
+            ),
             (Some("failed"), _) => (None, Some("No ZIP archive: nothing could be archived.")),
-            _ => (None, Some("The ZIP archive is made when every item has finished.")),
+            _ => (
+                None,
+                Some("The ZIP archive is made when every item has finished."),
+            ),
         }
     } else {
         (None, None)
@@ -270,9 +273,9 @@ pub async fn batch(
         Some("redelivered") => {
             Some("A new delivery attempt is scheduled now, with the same webhook-id.")
         }
-        Some("pending") => Some(
-            "That delivery is already scheduled or in progress; its attempts appear below.",
-        ),
+        Some("pending") => {
+            Some("That delivery is already scheduled or in progress; its attempts appear below.")
+        }
         _ => None,
     };
     html(

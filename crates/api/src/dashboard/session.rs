@@ -54,7 +54,9 @@ pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Session, Das
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
-            if (n == "/dashboard" || n.starts_with("/dashboard/") || n.starts_with("/dashboard?"))
+            if (n == "/dashboard"
+                || n.starts_with("/dashboard/")
+                || n.starts_with("/dashboard?"))
                 && !n.contains("//")
                 && !n.contains('\\')
                 && !n.starts_with("/dashboard/login") =>
@@ -201,8 +203,14 @@ mod tests {
 
     #[test]
     fn next_stays_on_the_dashboard() {
-        assert_eq!(safe_next(Some("/dashboard/batches/x")), "/dashboard/batches/x");
-        assert_eq!(safe_next(Some("/dashboard?before=1")), "/dashboard?before=1");
+        assert_eq!(
+            safe_next(Some("/dashboard/batches/x")),
+            "/dashboard/batches/x"
+        );
+        assert_eq!(
+            safe_next(Some("/dashboard?before=1")),
+            "/dashboard?before=1"
+        );
         for bad in [
             "https://evil.example/",
             "//evil.example/dashboard/",

@@ -65,7 +65,8 @@ or convert a whole site, one PDF per page in one ZIP (see docs/api.md):
     -H "X-API-Key: $ENCONVERT_DEV_API_KEY" -H "Content-Type: application/json" \\
     -d '{"url": "http://127.0.0.1:8099/", "crawl_mode": "full"}'
 
-Emails are written to ${ENCONVERT_MAIL_DIR:-./data/mail} (set SMTP_URL to send them).
+Follow it on the dashboard, http://$addr/dashboard (sign in with ENCONVERT_DEV_API_KEY
+from .env). Emails are written to ${ENCONVERT_MAIL_DIR:-./data/mail} (set SMTP_URL to send them).
 
 MSG
 # Stop everything as soon as any process exits.

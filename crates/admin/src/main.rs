@@ -76,6 +76,11 @@ enum Command {
     },
     /// Revoke a key by its id; it then gets the same 401 as an unknown key.
     RevokeKey { key_id: uuid::Uuid },
+    /// End every dashboard session of a project (each person must sign in again).
+    RevokeSessions {
+        /// Project id or name.
+        project: String,
+    },
     EnsureDevProject {
         #[arg(long, default_value = "dev@enconvert.localhost")]
         owner_email: String,
@@ -200,6 +205,11 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 bail!("no active key {key_id}");
             }
+        }
+        Command::RevokeSessions { project } => {
+            let p = find(&mut conn, &project).await?;
+            let n = enconvert_db::sessions::revoke_project(&mut conn, p.id).await?;
+            println!("project {}: {n} dashboard sessions ended", p.name);
         }
         Command::EnsureDevProject { owner_email } => {
             let key = settings

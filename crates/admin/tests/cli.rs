@@ -99,6 +99,34 @@ fn projects_plans_and_keys() {
     let line = out.lines().next().unwrap();
     assert!(line.ends_with("\tactive"), "{line}");
     let id = line.split('\t').next().unwrap().to_string();
+
+    // Dashboard sessions of a project end at once.
+    let project_id = line.split('\t').nth(3).unwrap().to_string();
+    let count = || {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db, "-tAc"])
+            .arg("SELECT count(*) FROM dashboard_sessions")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ok = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db, "-qc"])
+        .arg(format!(
+            "INSERT INTO dashboard_sessions (token_hash, project_id, key_id, csrf_token, expires_at) \
+             VALUES ('\\x01', '{project_id}', '{id}', 't', now() + interval '1 hour'), \
+                    ('\\x02', '{project_id}', '{id}', 't', now() + interval '1 hour')"
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    assert_eq!(count(), "2");
+    let (ok, out) = admin(&db, &["revoke-sessions", "acme"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "project acme: 2 dashboard sessions ended");
+    assert_eq!(count(), "0");
+
     let (ok, _) = admin(&db, &["revoke-key", &id]);
     assert!(ok);
     let (_, out) = admin(&db, &["list-keys", &prefix]);

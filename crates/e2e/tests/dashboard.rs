@@ -826,7 +826,7 @@ async fn screenshot_for_the_readme() {
         .wait_deliveries(&project.private_key, &batch_id, 4, WAIT)
         .await;
 
-    let browser = launch(&stack, (1280, 1000));
+    let browser = launch(&stack, (1280, 1120));
     let tab = browser.new_tab().unwrap();
     goto(&tab, &format!("{}/dashboard/login", stack.base)).await;
     sign_in(&tab, &project.private_key).await;

@@ -850,6 +850,26 @@ async fn screenshot_for_the_readme() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/img/dashboard.png");
     std::fs::write(&out, &png).unwrap();
     println!("wrote {} ({} bytes)", out.display(), png.len());
+    // The other pages, for a person to look at (not committed).
+    for (name, path) in [
+        ("item", String::new()),
+        ("list", "/dashboard".to_string()),
+        ("settings", "/dashboard/settings".to_string()),
+    ] {
+        if path.is_empty() {
+            click(&tab, "table.items tbody tr:first-child a.item").await;
+        } else {
+            goto(&tab, &format!("{}{path}", stack.base)).await;
+        }
+        let png = on(&tab, |t| {
+            t.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+                .unwrap()
+        })
+        .await;
+        let file = std::env::temp_dir().join(format!("enconvert-dashboard-{name}.png"));
+        std::fs::write(&file, &png).unwrap();
+        println!("wrote {}", file.display());
+    }
     drop(tab);
     drop(browser);
     stack.stop().await;

@@ -874,3 +874,180 @@ async fn screenshot_for_the_readme() {
     drop(browser);
     stack.stop().await;
 }
+
+/// The text of `<code id="{id}">` in a page.
+fn code(html: &str, id: &str) -> Option<String> {
+    let marker = format!("<code id=\"{id}\">");
+    let start = html.find(&marker)? + marker.len();
+    html[start..].split('<').next().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settings_rotate_the_webhook_secret_and_revoke_keys_and_a_zip_batch_links_its_archive() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    site.route("/a", vec![Reply::html(&page("Alpha"))]);
+    site.route("/b", vec![Reply::html(&page("Bravo"))]);
+    let project = stack.project("pro", "owner@example.com").await;
+    let mut person = Client::new(&stack);
+    assert_eq!(person.sign_in(&project.private_key).await.status(), 303);
+    let settings = person
+        .get("/dashboard/settings", true)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let token = hidden(&settings, "csrf");
+    assert!(
+        !settings.contains("whsec_"),
+        "no secret shown unless just made"
+    );
+    assert!(
+        !settings.contains(&project.private_key),
+        "keys are listed by prefix only"
+    );
+    assert!(settings.contains(&format!("<code>{}…</code>", &project.private_key[..12])));
+
+    // Rotation shows the new secret once; it is the one that now signs.
+    let rotated = person
+        .post("/dashboard/settings/webhook-secret", &[("csrf", &token)])
+        .await;
+    assert_eq!(rotated.status(), 200);
+    let secret = code(&rotated.text().await.unwrap(), "new-secret").unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let mut conn = stack.db.conn().await.unwrap();
+    let current = enconvert_db::webhook_secrets::current(&mut conn, project.id)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(current, secret);
+    let again = person
+        .get("/dashboard/settings", true)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains(&secret), "shown once");
+
+    // Revoking the public key: the API refuses it from then on.
+    assert_eq!(
+        stack
+            .get(&project.public_key, "/v1/convert/status/x")
+            .await
+            .status(),
+        404
+    );
+    let mut conn = stack.db.conn().await.unwrap();
+    let keys = enconvert_db::projects::keys_of_project(&mut conn, project.id)
+        .await
+        .unwrap();
+    drop(conn);
+    let public = keys.iter().find(|k| k.kind == "public").unwrap();
+    let private = keys.iter().find(|k| k.kind == "private").unwrap();
+    let resp = person
+        .post(
+            &format!("/dashboard/settings/keys/{}/revoke", public.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()[LOCATION],
+        "/dashboard/settings?notice=revoked"
+    );
+    assert_eq!(
+        stack
+            .get(&project.public_key, "/v1/convert/status/x")
+            .await
+            .status(),
+        401
+    );
+    // Another project's key is not found; the last private key is kept.
+    let other = stack.project("pro", "other@example.com").await;
+    let mut conn = stack.db.conn().await.unwrap();
+    let foreign = enconvert_db::projects::keys_of_project(&mut conn, other.id)
+        .await
+        .unwrap()[0]
+        .id;
+    drop(conn);
+    let resp = person
+        .post(
+            &format!("/dashboard/settings/keys/{foreign}/revoke"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(resp.status(), 404);
+    let resp = person
+        .post(
+            &format!("/dashboard/settings/keys/{}/revoke", private.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("last active private key")
+    );
+
+    // A ZIP batch: no per-item links, one link to the archive, which is a ZIP.
+    let resp = stack
+        .post(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": [site.url("/a"), site.url("/b")], "output_format": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let batch_id = resp.json::<Value>().await.unwrap()["batch_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stack
+        .wait_batch(&project.private_key, &batch_id, WAIT)
+        .await;
+    let page = person
+        .get(&format!("/dashboard/batches/{batch_id}"), true)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.matches("class=\"download").count(), 1, "{page}");
+    assert_eq!(page.matches("in the ZIP archive").count(), 2);
+    let href = page
+        .split("<a class=\"download zip\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let zip = reqwest::get(&href).await.unwrap();
+    assert_eq!(zip.status(), 200, "{href}");
+    assert!(zip.bytes().await.unwrap().starts_with(b"PK\x03\x04"));
+
+    // Revoking this session's own key (another private key exists now) signs it out.
+    let made = person
+        .post(
+            "/dashboard/settings/keys",
+            &[("csrf", &token), ("kind", "private")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(code(&made, "new-key").unwrap().starts_with("sk_live_"));
+    let resp = person
+        .post(
+            &format!("/dashboard/settings/keys/{}/revoke", private.id),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()[LOCATION], "/dashboard/login");
+    assert_eq!(person.get("/dashboard", false).await.status(), 401);
+
+    stack.stop().await;
+}

@@ -1,10 +1,19 @@
 // Keeps a running batch's progress current without reloading the page; reloads it once
-// when the batch is final (so its download links and notifications appear). Without
-// JavaScript, a <noscript> refresh does the same, more coarsely.
+// when the batch is final (so its download links and notifications appear). A page
+// without a batch's progress (the list while a batch runs) is reloaded every few seconds.
+// Without JavaScript, a <noscript> refresh does the same, more coarsely.
 (function () {
   "use strict";
   var section = document.getElementById("progress");
-  if (!section) { return; }
+  if (!section) {
+    window.setTimeout(function () { window.location.reload(); }, 5000);
+    return;
+  }
+  if (section.getAttribute("data-status") !== "processing") {
+    // A final batch waiting for a delivery due now: show its attempt when it is made.
+    window.setTimeout(function () { window.location.reload(); }, 3000);
+    return;
+  }
   var url = section.getAttribute("data-progress-url");
   var bar = section.querySelector("progress");
   var text = document.getElementById("progress-text");

@@ -94,7 +94,8 @@ pub async fn batches(
             progress: progress_of(b),
         })
         .collect();
-    let page = Page::signed("Batches", &session, "batches");
+    let mut page = Page::signed("Batches", &session, "batches");
+    page.refresh = list.iter().any(|b| !b.status().is_final());
     html(StatusCode::OK, &BatchesPage { page, rows, older })
 }
 

@@ -20,7 +20,10 @@ const SHOWN_BAD_LINES: usize = 10;
 pub async fn run(client: &Client, a: BatchArgs) -> anyhow::Result<Outcome> {
     let urls = read_urls(&a.file)?;
     if a.zip && urls.len() < 2 {
-        bail!("--zip needs at least two URLs; {} has one", a.file.display());
+        bail!(
+            "--zip needs at least two URLs; {} has one",
+            a.file.display()
+        );
     }
     let Some(first) = urls.first() else {
         bail!("{} holds no URL", a.file.display());
@@ -111,10 +114,7 @@ pub async fn save(
             }
         } else if status.completed > 0 {
             all_ok = false;
-            eprintln!(
-                "failed: batch {} has no ZIP to download",
-                status.batch_id
-            );
+            eprintln!("failed: batch {} has no ZIP to download", status.batch_id);
         }
     } else {
         let mut unique = Unique::default();
@@ -163,8 +163,7 @@ fn read_urls(file: &Path) -> anyhow::Result<Vec<url::Url>> {
             .context("cannot read the URLs from stdin")?;
         s
     } else {
-        std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
     let mut urls = Vec::new();
     let mut bad = Vec::new();
@@ -188,7 +187,10 @@ fn read_urls(file: &Path) -> anyhow::Result<Vec<url::Url>> {
         if more > 0 {
             list.push_str(&format!("\n  and {more} more"));
         }
-        bail!("{} has lines that are not http(s) URLs:\n{list}", file.display());
+        bail!(
+            "{} has lines that are not http(s) URLs:\n{list}",
+            file.display()
+        );
     }
     if urls.is_empty() {
         bail!("{} holds no URL", file.display());

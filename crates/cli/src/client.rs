@@ -161,7 +161,12 @@ impl Client {
 
     /// POSTs a JSON body; a `429` or `503` is retried after its `Retry-After` while time is
     /// left (the request was refused, not done). Any other answer is returned as it is.
-    pub async fn post(&self, path: &str, body: &Value, timeout: Duration) -> anyhow::Result<Response> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Response> {
         let url = self.url(path)?;
         let headers = self.key_headers()?;
         let mut attempt = 0;
@@ -212,16 +217,13 @@ impl Client {
             if !resp.status().is_success() {
                 return Err(ApiError::from_response(resp).await.into());
             }
-            return resp
-                .text()
-                .await
-                .map_err(|e| {
-                    Unreachable {
-                        message: format!("failed to read the answer of {path}: {e}"),
-                        no_connection: false,
-                    }
-                    .into()
-                });
+            return resp.text().await.map_err(|e| {
+                Unreachable {
+                    message: format!("failed to read the answer of {path}: {e}"),
+                    no_connection: false,
+                }
+                .into()
+            });
         }
     }
 

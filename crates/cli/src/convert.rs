@@ -96,13 +96,17 @@ async fn convert(
                     let path = match sink {
                         Some(Sink::File { path, .. }) => path,
                         Some(Sink::Stdout) => {
-                            bail!("job {job_id} is done but cannot be sent to stdout after a wait; download it with `enconvert status --job {job_id}`")
+                            bail!(
+                                "job {job_id} is done but cannot be sent to stdout after a wait; download it with `enconvert status --job {job_id}`"
+                            )
                         }
                         None => PathBuf::from(
                             job.filename
                                 .as_deref()
                                 .and_then(names::safe_file_name)
-                                .unwrap_or_else(|| format!("{}.{ext}", names::stem_for(url.as_str()))),
+                                .unwrap_or_else(|| {
+                                    format!("{}.{ext}", names::stem_for(url.as_str()))
+                                }),
                         ),
                     };
                     let size = link_to_file(client, link, &path).await?;

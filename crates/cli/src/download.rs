@@ -17,7 +17,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where a file goes.
 pub enum Sink {
     /// A temporary file, renamed to `path` once complete (removed when dropped before).
-    File { tmp: NamedTempFile, path: PathBuf },
+    File {
+        tmp: NamedTempFile,
+        path: PathBuf,
+    },
     Stdout,
 }
 
@@ -84,7 +87,10 @@ impl Sink {
 
 async fn next_chunk(resp: &mut Response) -> anyhow::Result<Option<bytes::Bytes>> {
     match tokio::time::timeout(READ_TIMEOUT, resp.chunk()).await {
-        Err(_) => Err(anyhow!("the download stalled for {} s", READ_TIMEOUT.as_secs())),
+        Err(_) => Err(anyhow!(
+            "the download stalled for {} s",
+            READ_TIMEOUT.as_secs()
+        )),
         Ok(Err(e)) => Err(anyhow!("the download broke off: {e}")),
         Ok(Ok(chunk)) => Ok(chunk),
     }

@@ -59,7 +59,11 @@ pub fn clean(s: &str) -> String {
         .chars()
         .take(MAX_STEM)
         .collect();
-    if out.is_empty() { "page".to_string() } else { out }
+    if out.is_empty() {
+        "page".to_string()
+    } else {
+        out
+    }
 }
 
 /// The extension of a download link's file (`…/invoice_20261129_101010123.pdf?...` → `pdf`).
@@ -136,13 +140,21 @@ mod tests {
     #[test]
     fn link_extensions_and_suggested_names() {
         assert_eq!(
-            extension_of_link("http://h/v1/files/dev/files/p/url-to-pdf/x_20261129_1.pdf?expires=1&signature=a")
-                .as_deref(),
+            extension_of_link(
+                "http://h/v1/files/dev/files/p/url-to-pdf/x_20261129_1.pdf?expires=1&signature=a"
+            )
+            .as_deref(),
             Some("pdf")
         );
         assert_eq!(extension_of_link("http://h/v1/files/x"), None);
-        assert_eq!(safe_file_name("../../etc/passwd.txt").as_deref(), Some("passwd.txt"));
-        assert_eq!(safe_file_name("invoice_1.pdf").as_deref(), Some("invoice_1.pdf"));
+        assert_eq!(
+            safe_file_name("../../etc/passwd.txt").as_deref(),
+            Some("passwd.txt")
+        );
+        assert_eq!(
+            safe_file_name("invoice_1.pdf").as_deref(),
+            Some("invoice_1.pdf")
+        );
         assert_eq!(safe_file_name("noext"), None);
     }
 }

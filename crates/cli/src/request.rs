@@ -89,10 +89,8 @@ pub fn render_fields(r: &RenderArgs, cookie_url: &Url) -> anyhow::Result<Map<Str
 
 /// The PDF fields; layout options that only mean something on paper imply pagination.
 pub fn pdf_fields(p: &PdfArgs, m: &mut Map<String, Value>) {
-    let paper = p.page_size.is_some()
-        || p.page_width.is_some()
-        || p.page_height.is_some()
-        || p.landscape;
+    let paper =
+        p.page_size.is_some() || p.page_width.is_some() || p.page_height.is_some() || p.landscape;
     if p.paginate || paper {
         m.insert("single_page".into(), json!(false));
     }
@@ -216,7 +214,13 @@ mod tests {
     fn urls_are_checked_before_sending() {
         assert!(page_url("https://example.com/a").is_ok());
         assert!(page_url("  http://127.0.0.1:8099/x ").is_ok());
-        for bad in ["example.com", "ftp://example.com/", "", "http://", "mailto:a@b.c"] {
+        for bad in [
+            "example.com",
+            "ftp://example.com/",
+            "",
+            "http://",
+            "mailto:a@b.c",
+        ] {
             assert!(page_url(bad).is_err(), "{bad}");
         }
     }

@@ -99,7 +99,10 @@ pub async fn run(client: &Client, a: WebsiteArgs) -> anyhow::Result<Outcome> {
     }
     let Some(link) = &status.zip_download_url else {
         if status.status != "failed" {
-            eprintln!("failed: batch {id} is {} but has no ZIP to download", status.status);
+            eprintln!(
+                "failed: batch {id} is {} but has no ZIP to download",
+                status.status
+            );
         }
         return Ok(Outcome::SomeFailed);
     };

@@ -89,7 +89,9 @@ async fn convert(
             Ok(Outcome::SomeFailed)
         }
         StatusCode::GATEWAY_TIMEOUT => {
-            client.info(format!("{}; waiting for job {job_id}", e.detail));
+            client.info(format!(
+                "the service stopped waiting, the conversion goes on; waiting for job {job_id}"
+            ));
             let job = wait_job(client, &job_id).await?;
             match (job.status.as_str(), &job.presigned_url) {
                 ("success", Some(link)) => {

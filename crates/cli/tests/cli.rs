@@ -668,7 +668,8 @@ async fn slow_conversions_wait_time_out_and_stop_on_ctrl_c() {
     .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("waiting for job cli-"),
+        run.stderr
+            .contains("the conversion goes on; waiting for job cli-"),
         "{}",
         run.stderr
     );

@@ -55,23 +55,33 @@ fn bar(quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    let style =
-        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
+    // A spinner until the number of items is known (a website's pages are found first).
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(style("{spinner} {elapsed_precise} {msg}"));
     bar.enable_steady_tick(Duration::from_millis(120));
     bar.set_message("waiting");
     bar
 }
 
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
 fn show(bar: &ProgressBar, s: &BatchStatus) {
-    bar.set_length(s.total);
-    bar.set_position(s.completed + s.failed);
+    if s.total > 0 && bar.length().is_none() {
+        bar.set_style(style(
+            "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+        ));
+    }
+    if s.total > 0 {
+        bar.set_length(s.total);
+        bar.set_position(s.completed + s.failed);
+    }
     let msg = if s.discovery.as_deref() == Some("in_progress") {
         "finding the site's pages".to_string()
-    } else if s.in_progress == 0 && !s.is_final() {
+    } else if s.total > 0 && s.in_progress == 0 && !s.is_final() {
         "building the ZIP".to_string()
     } else if s.failed > 0 {
         format!("{} failed", s.failed)

@@ -31,7 +31,7 @@ test: deps
 clean-test-data:
 	@scripts/clean-test-data.sh
 
-## Formatting, lints, and the purity of the domain crate.
+## Formatting, lints, the purity of the domain crate and the CLI's independence.
 check: fmt clippy purity validate-deploy
 
 fmt:
@@ -45,6 +45,9 @@ purity:
 		if cargo tree -p enconvert-domain -e normal -i $$dep >/dev/null 2>&1; then \
 			echo "enconvert-domain depends on $$dep"; exit 1; fi; \
 	done; echo "enconvert-domain has no I/O dependency"
+	@if cargo tree -p enconvert-cli -e normal --prefix none | grep '^enconvert-' | grep -v '^enconvert-cli '; then \
+		echo "enconvert-cli depends on a workspace crate; it must use the HTTP API only"; exit 1; fi; \
+	echo "enconvert-cli talks to the HTTP API only"
 
 validate-deploy:
 	python3 deploy/validate.py

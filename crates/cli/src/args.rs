@@ -30,35 +30,54 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes. The key and the base URL fall back to environment variables
+/// (read in `Global::api_key` and `Global::base_url`, not by clap, so that a value from the
+/// environment never shows in a usage message).
 #[derive(Debug, Args)]
 pub struct Global {
     /// The API key [env: ENCONVERT_API_KEY].
-    #[arg(
-        long,
-        env = "ENCONVERT_API_KEY",
-        hide_env = true,
-        hide_env_values = true,
-        global = true,
-        value_name = "KEY"
-    )]
-    pub api_key: Option<String>,
-    /// The service's base URL [env: ENCONVERT_BASE_URL].
-    #[arg(
-        long,
-        env = "ENCONVERT_BASE_URL",
-        hide_env = true,
-        default_value = "http://127.0.0.1:8080",
-        global = true,
-        value_name = "URL"
-    )]
-    pub base_url: String,
+    #[arg(long = "api-key", global = true, value_name = "KEY")]
+    pub api_key_flag: Option<String>,
+    /// The service's base URL [env: ENCONVERT_BASE_URL] [default: http://127.0.0.1:8080].
+    #[arg(long = "base-url", global = true, value_name = "URL")]
+    pub base_url_flag: Option<String>,
     /// The most a command waits for its conversions to finish, in seconds.
-    #[arg(long, default_value_t = 600, global = true, value_name = "SECS")]
+    #[arg(
+        long,
+        default_value_t = 600,
+        global = true,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600)
+    )]
     pub timeout: u64,
     /// No progress bar and no messages on stderr except errors and failures.
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }
+
+impl Global {
+    /// `--api-key`, else `ENCONVERT_API_KEY`; blank counts as missing.
+    pub fn api_key(&self) -> Option<String> {
+        self.api_key_flag
+            .clone()
+            .or_else(|| std::env::var("ENCONVERT_API_KEY").ok())
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+    }
+
+    /// `--base-url`, else `ENCONVERT_BASE_URL`, else where `make run` serves.
+    pub fn base_url(&self) -> String {
+        self.base_url_flag
+            .clone()
+            .or_else(|| std::env::var("ENCONVERT_BASE_URL").ok())
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
+    }
+}
+
+/// Where `make run` serves the API (`ENCONVERT_API_ADDR`'s default).
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -90,16 +90,15 @@ pub struct Client {
 
 impl Client {
     pub fn new(global: &Global, in_flight: InFlight) -> anyhow::Result<Client> {
-        let mut base = Url::parse(global.base_url.trim()).map_err(|e| {
+        let base_url = global.base_url();
+        let mut base = Url::parse(&base_url).map_err(|e| {
             anyhow!(
-                "the base URL `{}` is not a URL ({e}); pass --base-url or set ENCONVERT_BASE_URL",
-                global.base_url
+                "the base URL `{base_url}` is not a URL ({e}); pass --base-url or set ENCONVERT_BASE_URL"
             )
         })?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             bail!(
-                "the base URL `{}` is not an http(s) URL; pass --base-url or set ENCONVERT_BASE_URL",
-                global.base_url
+                "the base URL `{base_url}` is not an http(s) URL; pass --base-url or set ENCONVERT_BASE_URL"
             );
         }
         // `join` keeps a path prefix only when it ends with a slash.
@@ -115,12 +114,7 @@ impl Client {
         Ok(Client {
             http,
             base,
-            key: global
-                .api_key
-                .as_deref()
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(|k| SecretString::from(k.to_string())),
+            key: global.api_key().map(SecretString::from),
             in_flight,
             deadline: Instant::now() + timeout,
             timeout,

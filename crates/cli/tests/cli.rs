@@ -194,11 +194,14 @@ async fn pdf_and_screenshot_write_their_files_and_errors_say_why() {
         "{names:?}"
     );
 
-    // A screenshot at the viewport's size.
+    // A screenshot at the viewport's size, with a public key given as a flag and --quiet.
     let run = enconvert(
         base,
-        Some(key),
+        None,
         &[
+            "--api-key",
+            &project.public_key,
+            "-q",
             "screenshot",
             &invoice,
             "-o",
@@ -217,6 +220,7 @@ async fn pdf_and_screenshot_write_their_files_and_errors_say_why() {
         png_size(&std::fs::read(dir.join("shot.png")).unwrap()),
         (800, 600)
     );
+    assert!(run.stderr.is_empty(), "--quiet: {}", run.stderr);
 
     // A page that cannot be converted: exit 1, the API's reason, no file.
     let run = enconvert(
@@ -314,6 +318,13 @@ async fn pdf_and_screenshot_write_their_files_and_errors_say_why() {
         .collect();
     assert!(leftovers.is_empty(), "no half-written files: {leftovers:?}");
 
+    for args in [&["--help"][..], &["pdf", "--help"], &["batch"]] {
+        let run = enconvert(base, Some(key), args, &dir).await;
+        assert!(
+            !run.out().contains(key) && !run.stderr.contains(key),
+            "help and usage never show the key"
+        );
+    }
     let run = enconvert(base, None, &["--help"], &dir).await;
     assert_eq!(run.code, 0);
     for documented in ["ENCONVERT_API_KEY", "ENCONVERT_BASE_URL", "Exit status"] {
@@ -426,6 +437,21 @@ async fn batches_download_what_succeeded_and_report_what_failed() {
     .await;
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("HTTP 404"), "{}", run.stderr);
+
+    // A public key cannot start batches: the API's 403 detail.
+    let run = enconvert(
+        base,
+        Some(&project.public_key),
+        &["batch", "urls.txt"],
+        &dir,
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("public key") && run.stderr.contains("HTTP 403"),
+        "{}",
+        run.stderr
+    );
 
     // --zip: one archive with one screenshot per URL.
     std::fs::write(dir.join("good.txt"), format!("{home}\n{intro}\n")).unwrap();

@@ -6,12 +6,13 @@ use std::time::Duration;
 use anyhow::bail;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
+use url::Url;
 use uuid::Uuid;
 
 use crate::Outcome;
 use crate::args::{PdfCommand, ScreenshotCommand, Target};
 use crate::client::{ApiError, Client, JobStatus, Unreachable};
-use crate::download::{Sink, human_size, link_to_file};
+use crate::download::{Sink, human_size, link_to_sink};
 use crate::names;
 use crate::request::{image_extension, page_url, pdf_fields, render_fields, shot_fields};
 
@@ -19,7 +20,7 @@ pub async fn pdf(client: &Client, a: PdfCommand) -> anyhow::Result<Outcome> {
     let url = page_url(&a.target.url)?;
     let mut body = render_fields(&a.render, &url)?;
     pdf_fields(&a.pdf, &mut body);
-    convert(client, "/v1/convert/url-to-pdf", a.target, body, "pdf").await
+    convert(client, "/v1/convert/url-to-pdf", url, a.target, body, "pdf").await
 }
 
 pub async fn screenshot(client: &Client, a: ScreenshotCommand) -> anyhow::Result<Outcome> {
@@ -27,17 +28,25 @@ pub async fn screenshot(client: &Client, a: ScreenshotCommand) -> anyhow::Result
     let mut body = render_fields(&a.render, &url)?;
     shot_fields(&a.shot, &mut body);
     let ext = image_extension(a.shot.format);
-    convert(client, "/v1/convert/url-to-screenshot", a.target, body, ext).await
+    convert(
+        client,
+        "/v1/convert/url-to-screenshot",
+        url,
+        a.target,
+        body,
+        ext,
+    )
+    .await
 }
 
 async fn convert(
     client: &Client,
     endpoint: &str,
+    url: Url,
     target: Target,
     mut body: Map<String, Value>,
     ext: &str,
 ) -> anyhow::Result<Outcome> {
-    let url = page_url(&target.url)?;
     // Our own job id makes the job pollable when the service stops waiting for it (504).
     let job_id = target
         .job_id
@@ -95,24 +104,20 @@ async fn convert(
             let job = wait_job(client, &job_id).await?;
             match (job.status.as_str(), &job.presigned_url) {
                 ("success", Some(link)) => {
-                    let path = match sink {
-                        Some(Sink::File { path, .. }) => path,
-                        Some(Sink::Stdout) => {
-                            bail!(
-                                "job {job_id} is done but cannot be sent to stdout after a wait; download it with `enconvert status --job {job_id}`"
-                            )
-                        }
-                        None => PathBuf::from(
+                    let sink = match sink {
+                        Some(s) => s,
+                        None => Sink::create(&PathBuf::from(
                             job.filename
                                 .as_deref()
                                 .and_then(names::safe_file_name)
                                 .unwrap_or_else(|| {
                                     format!("{}.{ext}", names::stem_for(url.as_str()))
                                 }),
-                        ),
+                        ))?,
                     };
-                    let size = link_to_file(client, link, &path).await?;
-                    client.info(format!("saved {} ({})", path.display(), human_size(size)));
+                    let where_to = sink.describe();
+                    let size = link_to_sink(client, link, sink).await?;
+                    client.info(format!("saved {where_to} ({})", human_size(size)));
                     Ok(Outcome::AllSucceeded)
                 }
                 _ => {

@@ -96,19 +96,24 @@ async fn next_chunk(resp: &mut Response) -> anyhow::Result<Option<bytes::Bytes>>
     }
 }
 
-/// Downloads a signed link into `path`. The API key is not sent: the link carries its own
-/// signature, and it may point at an object store that must never see the key.
+/// Downloads a signed link into `path`.
 pub async fn link_to_file(client: &Client, link: &str, path: &Path) -> anyhow::Result<u64> {
-    let sink = Sink::create(path)?;
+    link_to_sink(client, link, Sink::create(path)?).await
+}
+
+/// Downloads a signed link into a sink. The API key is not sent: the link carries its own
+/// signature, and it may point at an object store that must never see the key.
+pub async fn link_to_sink(client: &Client, link: &str, sink: Sink) -> anyhow::Result<u64> {
+    let target = sink.describe();
     let resp = client
         .http
         .get(link)
         .send()
         .await
-        .map_err(|e| anyhow!("could not download {}: {e}", path.display()))?;
+        .map_err(|e| anyhow!("could not download {target}: {e}"))?;
     if !resp.status().is_success() {
         let e = ApiError::from_response(resp).await;
-        return Err(anyhow!("could not download {}: {e}", path.display()));
+        return Err(anyhow!("could not download {target}: {e}"));
     }
     sink.fill(resp).await
 }

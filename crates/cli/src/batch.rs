@@ -50,7 +50,7 @@ pub async fn run(client: &Client, a: BatchArgs) -> anyhow::Result<Outcome> {
         Kind::Screenshot => "/v1/convert/url-to-screenshot",
     };
     let resp = client
-        .post(endpoint, &Value::Object(body), client.remaining())
+        .post(endpoint, &Value::Object(body), client.submit_timeout())
         .await?;
     if !resp.status().is_success() {
         return Err(ApiError::from_response(resp).await.into());

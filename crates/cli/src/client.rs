@@ -15,6 +15,9 @@ use crate::args::Global;
 
 /// How long to wait for a TCP connection to the service or a download host.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long submitting an async batch may take at least (a website submit waits for page
+/// discovery on the server's side).
+pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long one status poll may take.
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Refused for being too fast or a dependency down: retried this many times at most.
@@ -125,6 +128,12 @@ impl Client {
     /// Time left before `--timeout`.
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// How long an async submit may take: `--timeout` bounds the wait for conversions, and a
+    /// batch accepted after it would only be lost to the user.
+    pub fn submit_timeout(&self) -> Duration {
+        self.remaining().max(SUBMIT_TIMEOUT)
     }
 
     fn url(&self, path: &str) -> anyhow::Result<Url> {

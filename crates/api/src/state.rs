@@ -22,6 +22,8 @@ pub struct AppState {
     pub sync_timeout: Duration,
     /// How long a website submit waits for discovery before answering without the counts.
     pub discovery_wait: Duration,
+    /// What `/readyz` checks (PostgreSQL; RabbitMQ is reported).
+    pub ready: enconvert_metrics::Check,
 }
 
 impl AppState {

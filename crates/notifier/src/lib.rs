@@ -331,6 +331,7 @@ impl Notifier {
             }
         }
         if claimed > 0 {
+            tracing::info!(claimed, "notifications claimed");
             self.wake.notify_one();
         }
         Ok(())

@@ -174,3 +174,16 @@ pub async fn set_default_email(
         .await?;
     Ok(n == 1)
 }
+
+/// Changes the owner's email address; `false` when there is no such project.
+pub async fn set_owner_email(
+    conn: &mut Conn,
+    project_id: Uuid,
+    email: &str,
+) -> Result<bool, DbError> {
+    let n = diesel::update(projects::table.find(project_id))
+        .set(projects::owner_email.eq(email))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}

@@ -69,6 +69,11 @@ pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: Cancellatio
                 Err(e) => {
                     tracing::warn!(error = %e, "relay lost RabbitMQ, reconnecting");
                     let _ = conn.close(200, "reconnect").await;
+                    // A message the broker keeps refusing must not become a reconnection storm.
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                     continue 'reconnect;
                 }
             }

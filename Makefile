@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(shell if mkdir -p /var/cache/enconvert-target 2>/dev/null && test -w /var/cache/enconvert-target; then echo /var/cache/enconvert-target; else echo $(CURDIR)/target; fi)
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: run test check fmt clippy purity deps build validate-deploy
+.PHONY: run test check fmt clippy purity deps build validate-deploy clean-test-data
 
 ## Install what is missing (Chromium, poppler), start PostgreSQL and RabbitMQ if down.
 deps:
@@ -27,7 +27,11 @@ test: deps
 		cargo test --workspace --no-fail-fast -- --test-threads 4; \
 	fi
 
-## Formatting, lints, and the purity of the domain crate.
+## Drop the databases and vhosts that failed tests left behind (not while tests run).
+clean-test-data:
+	@scripts/clean-test-data.sh
+
+## Formatting, lints, the purity of the domain crate and the CLI's independence.
 check: fmt clippy purity validate-deploy
 
 fmt:
@@ -41,6 +45,9 @@ purity:
 		if cargo tree -p enconvert-domain -e normal -i $$dep >/dev/null 2>&1; then \
 			echo "enconvert-domain depends on $$dep"; exit 1; fi; \
 	done; echo "enconvert-domain has no I/O dependency"
+	@if cargo tree -p enconvert-cli -e normal --prefix none | grep '^enconvert-' | grep -v '^enconvert-cli '; then \
+		echo "enconvert-cli depends on a workspace crate; it must use the HTTP API only"; exit 1; fi; \
+	echo "enconvert-cli talks to the HTTP API only"
 
 validate-deploy:
 	python3 deploy/validate.py

@@ -59,6 +59,10 @@ then poll the batch it names:
 
   curl -s http://$addr/v1/convert/batch/BATCH_ID -H "X-API-Key: $ENCONVERT_DEV_API_KEY"
 
+or with the command-line client (docs/cli.md), which waits and writes the file:
+
+  ENCONVERT_API_KEY=$ENCONVERT_DEV_API_KEY $BIN/enconvert pdf http://127.0.0.1:8099/invoice.html -o invoice.pdf
+
 or convert a whole site, one PDF per page in one ZIP (see docs/api.md):
 
   curl -s -X POST http://$addr/v1/convert/website-to-pdf \\

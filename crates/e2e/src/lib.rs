@@ -20,6 +20,21 @@ use uuid::Uuid;
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const RABBIT_API: &str = "http://127.0.0.1:15672/api";
+/// How long the helpers wait for a batch: generous, for a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A small HTML page whose text carries `token`, to find in the output.
+pub fn page(token: &str) -> String {
+    format!(
+        "<!doctype html><html><head><title>{token}</title></head><body><h1>Invoice {token}</h1><p>Total due: 42 EUR</p></body></html>"
+    )
+}
+
+/// GETs a URL without a key; returns the status and the body.
+pub async fn fetch(url: &str) -> (u16, Vec<u8>) {
+    let resp = reqwest::get(url).await.unwrap();
+    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+}
 
 /// Options of a test stack.
 #[derive(Clone)]
@@ -261,6 +276,22 @@ impl Stack {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Submits an async request (expects `202`) and returns its batch id.
+    pub async fn submit(&self, key: &str, path: &str, body: &Value) -> String {
+        let resp = self.post(key, path, body).await;
+        assert_eq!(resp.status(), 202, "{body}");
+        resp.json::<Value>().await.unwrap()["batch_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Submits an async request and polls its batch until it is final.
+    pub async fn submit_and_wait(&self, key: &str, path: &str, body: &Value) -> Value {
+        let batch_id = self.submit(key, path, body).await;
+        self.wait_batch(key, &batch_id, WAIT).await
     }
 
     /// Polls a batch until it is final; panics after `within`.

@@ -6,21 +6,8 @@
 use std::time::Duration;
 
 use enconvert_e2e::peers::{HttpPeer, Reply, SmtpPeer};
-use enconvert_e2e::{Stack, StackOptions, pdf_text};
+use enconvert_e2e::{Stack, StackOptions, WAIT, fetch, page, pdf_text};
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn page(token: &str) -> String {
-    format!(
-        "<!doctype html><html><head><title>{token}</title></head><body><h1>Invoice {token}</h1><p>Total due: 42 EUR</p></body></html>"
-    )
-}
-
-async fn bytes(url: &str) -> (u16, Vec<u8>) {
-    let resp = reqwest::get(url).await.unwrap();
-    (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn async_pdf_reaches_polling_webhook_and_email() {
@@ -76,7 +63,7 @@ async fn async_pdf_reaches_polling_webhook_and_email() {
     let duration: f64 = item["duration"].as_str().unwrap().parse().unwrap();
     assert!(duration > 0.0);
 
-    let (code, pdf) = bytes(item["download_url"].as_str().unwrap()).await;
+    let (code, pdf) = fetch(item["download_url"].as_str().unwrap()).await;
     assert_eq!(code, 200);
     assert!(pdf.starts_with(b"%PDF-"), "a PDF");
     assert_eq!(item["output_file_size"].as_u64(), Some(pdf.len() as u64));
@@ -157,7 +144,7 @@ async fn screenshot_is_a_png_at_the_viewport_width() {
         .wait_batch(&project.private_key, &batch_id, WAIT)
         .await;
     assert_eq!(status["status"], "completed", "{status}");
-    let (_, data) = bytes(status["items"][0]["download_url"].as_str().unwrap()).await;
+    let (_, data) = fetch(status["items"][0]["download_url"].as_str().unwrap()).await;
     let decoder = png::Decoder::new(std::io::Cursor::new(data));
     let reader = decoder.read_info().unwrap();
     assert_eq!(reader.info().width, 800);
@@ -243,7 +230,7 @@ async fn owner_gets_the_email_by_default_and_sync_answers_directly() {
             .unwrap()
             .starts_with("my_invoice_")
     );
-    let (_, pdf) = bytes(done["presigned_url"].as_str().unwrap()).await;
+    let (_, pdf) = fetch(done["presigned_url"].as_str().unwrap()).await;
     assert!(pdf_text(&pdf).contains("Invoice SYNC-9"));
     assert_eq!(done["file_size"].as_u64(), Some(pdf.len() as u64));
     let job: Value = stack
@@ -474,7 +461,7 @@ async fn bad_requests_get_clear_errors() {
     .await;
     assert_eq!(body["detail"], "job_id already in use");
     // A tampered download link.
-    let (code, _) = bytes(&format!(
+    let (code, _) = fetch(&format!(
         "{}/v1/files/dev/files/x.pdf?expires=9999999999&signature=AAAA",
         stack.base
     ))
@@ -565,23 +552,15 @@ async fn a_duplicated_render_message_renders_once_and_notifies_once() {
 // ---------------------------------------------------------------------------------------
 // The v1 contract: ZIP output, render options, target errors.
 
-async fn submit_and_wait(stack: &Stack, key: &str, path: &str, body: Value) -> Value {
-    let resp = stack.post(key, path, &body).await;
-    assert_eq!(resp.status(), 202, "{body}");
-    let batch_id = resp.json::<Value>().await.unwrap()["batch_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    stack.wait_batch(key, &batch_id, WAIT).await
-}
-
 /// Renders one page to a PDF through the whole stack and returns its bytes.
 async fn pdf_of(stack: &Stack, key: &str, body: Value) -> Vec<u8> {
     let mut body = body;
     body["async_mode"] = json!(true);
-    let status = submit_and_wait(stack, key, "/v1/convert/url-to-pdf", body).await;
+    let status = stack
+        .submit_and_wait(key, "/v1/convert/url-to-pdf", &body)
+        .await;
     assert_eq!(status["status"], "completed", "{status}");
-    bytes(status["items"][0]["download_url"].as_str().unwrap())
+    fetch(status["items"][0]["download_url"].as_str().unwrap())
         .await
         .1
 }
@@ -594,12 +573,7 @@ async fn zip_output_holds_the_successful_pages() {
     site.route("/b", vec![Reply::html(&page("BRAVO"))]);
     site.route("/gone", vec![Reply::status(500)]);
     let project = stack.project("starter", "owner@example.com").await;
-    let status = submit_and_wait(
-        &stack,
-        &project.private_key,
-        "/v1/convert/url-to-pdf",
-        json!({"url": [site.url("/a"), site.url("/b"), site.url("/gone")], "output_format": true}),
-    )
+    let status = stack.submit_and_wait(&project.private_key, "/v1/convert/url-to-pdf", &json!({"url": [site.url("/a"), site.url("/b"), site.url("/gone")], "output_format": true}))
     .await;
     assert_eq!(status["status"], "partial", "{status}");
     assert_eq!(status["output_mode"], "zip");
@@ -615,7 +589,7 @@ async fn zip_output_holds_the_successful_pages() {
     let link = status["zip_download_url"]
         .as_str()
         .expect("a ZIP link once complete");
-    let (code, zip) = bytes(link).await;
+    let (code, zip) = fetch(link).await;
     assert_eq!(code, 200);
     let reader = async_zip::base::read::mem::ZipFileReader::new(zip)
         .await
@@ -880,13 +854,13 @@ async fn loading_options_change_what_is_captured() {
         .await,
     );
     assert!(text.contains("Invoice PRIVATE-7"), "{text}");
-    let status = submit_and_wait(
-        &stack,
-        key,
-        "/v1/convert/url-to-pdf",
-        json!({"url": site.url("/private"), "async_mode": true}),
-    )
-    .await;
+    let status = stack
+        .submit_and_wait(
+            key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/private"), "async_mode": true}),
+        )
+        .await;
     assert_eq!(status["status"], "failed");
     assert_eq!(
         status["items"][0]["error"],
@@ -916,12 +890,7 @@ async fn target_errors_fail_the_job_clearly() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let status = submit_and_wait(
-        &stack,
-        key,
-        "/v1/convert/url-to-pdf",
-        json!({"url": [format!("http://{closed}/refused"), site.url("/slow"), site.url("/teapot")]}),
-    )
+    let status = stack.submit_and_wait(key, "/v1/convert/url-to-pdf", &json!({"url": [format!("http://{closed}/refused"), site.url("/slow"), site.url("/teapot")]}))
     .await;
     assert_eq!(status["status"], "failed", "{status}");
     let errors: Vec<&str> = status["items"]
@@ -1020,18 +989,18 @@ async fn files_past_retention_are_deleted() {
     let site = HttpPeer::start().await;
     site.route("/p", vec![Reply::html(&page("KEEP"))]);
     let project = stack.project("starter", "owner@example.com").await;
-    let status = submit_and_wait(
-        &stack,
-        &project.private_key,
-        "/v1/convert/url-to-pdf",
-        json!({"url": site.url("/p"), "async_mode": true}),
-    )
-    .await;
+    let status = stack
+        .submit_and_wait(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true}),
+        )
+        .await;
     let link = status["items"][0]["download_url"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(bytes(&link).await.0, 200);
+    assert_eq!(fetch(&link).await.0, 200);
     // Starter keeps files 24 h: make this one 25 h old.
     {
         use diesel_async::RunQueryDsl;
@@ -1042,7 +1011,7 @@ async fn files_past_retention_are_deleted() {
             .unwrap();
     }
     let deadline = tokio::time::Instant::now() + WAIT;
-    while bytes(&link).await.0 != 404 {
+    while fetch(&link).await.0 != 404 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the file was not deleted"
@@ -1106,7 +1075,7 @@ async fn a_slow_sync_job_answers_504_and_goes_on() {
             .await
             .unwrap();
         if job["status"] == "success" {
-            let (_, pdf) = bytes(job["presigned_url"].as_str().unwrap()).await;
+            let (_, pdf) = fetch(job["presigned_url"].as_str().unwrap()).await;
             assert!(pdf_text(&pdf).contains("LATE-SYNC"));
             break;
         }
@@ -1215,7 +1184,7 @@ async fn files_can_live_in_an_s3_bucket_with_presigned_links() {
         "a presigned bucket URL: {link}"
     );
     assert!(link.contains("X-Amz-Signature="), "{link}");
-    let (code, pdf) = bytes(link).await;
+    let (code, pdf) = fetch(link).await;
     assert_eq!(code, 200);
     assert!(pdf_text(&pdf).contains("Invoice BUCKET-3"));
     stack.stop().await;
@@ -1239,9 +1208,11 @@ async fn screenshot_and_blocking_options_change_the_output() {
         async move {
             let mut body = body;
             body["async_mode"] = json!(true);
-            let status = submit_and_wait(stack, key, "/v1/convert/url-to-screenshot", body).await;
+            let status = stack
+                .submit_and_wait(key, "/v1/convert/url-to-screenshot", &body)
+                .await;
             assert_eq!(status["status"], "completed", "{status}");
-            bytes(status["items"][0]["download_url"].as_str().unwrap())
+            fetch(status["items"][0]["download_url"].as_str().unwrap())
                 .await
                 .1
         }
@@ -1461,13 +1432,13 @@ async fn processes_reconnect_after_rabbitmq_closes_their_connections() {
         closed >= 3,
         "api relay, worker and notifier were connected: {closed}"
     );
-    let status = submit_and_wait(
-        &stack,
-        &project.private_key,
-        "/v1/convert/url-to-pdf",
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/hook")}),
-    )
-    .await;
+    let status = stack
+        .submit_and_wait(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/hook")}),
+        )
+        .await;
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(
         hooks.wait_for("/hook", 1, WAIT).await.len(),

@@ -9,31 +9,15 @@ use std::time::Duration;
 
 use enconvert_domain::notify::truncate_url;
 use enconvert_e2e::peers::{HttpPeer, Mail, Reply, Seen, SmtpPeer};
-use enconvert_e2e::{Stack, StackOptions, TestProject, verify_standard_webhook};
+use enconvert_e2e::{Stack, StackOptions, TestProject, WAIT, page, verify_standard_webhook};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(60);
 const GREEN: &str = "#1e8e3e";
 const RED: &str = "#d93025";
 
-fn page(token: &str) -> String {
-    format!(
-        "<!doctype html><html><head><title>{token}</title></head><body><h1>Page {token}</h1></body></html>"
-    )
-}
-
 fn secs(list: &[u64]) -> Option<Vec<Duration>> {
     Some(list.iter().map(|s| Duration::from_secs(*s)).collect())
-}
-
-async fn submit(stack: &Stack, key: &str, body: Value) -> String {
-    let resp = stack.post(key, "/v1/convert/url-to-pdf", &body).await;
-    assert_eq!(resp.status(), 202);
-    resp.json::<Value>().await.unwrap()["batch_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn json_of(seen: &Seen) -> Value {
@@ -103,16 +87,17 @@ async fn individual_mode_sends_one_email_and_one_webhook_per_url() {
     let hooks = HttpPeer::start().await;
     hooks.route("/hook", vec![Reply::status(200)]);
     let project = stack.project("pro", "owner@example.com").await;
-    let batch_id = submit(
-        &stack,
-        &project.private_key,
-        json!({
-            "url": [site.url("/ok"), site.url("/missing")],
-            "notification_email": "team@example.com",
-            "callback_url": hooks.url("/hook"),
-        }),
-    )
-    .await;
+    let batch_id = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({
+                "url": [site.url("/ok"), site.url("/missing")],
+                "notification_email": "team@example.com",
+                "callback_url": hooks.url("/hook"),
+            }),
+        )
+        .await;
     let status = stack
         .wait_batch(&project.private_key, &batch_id, WAIT)
         .await;
@@ -409,13 +394,14 @@ async fn a_failed_zip_archive_is_a_red_email_and_a_failed_webhook() {
     let hooks = HttpPeer::start().await;
     hooks.route("/zip", vec![Reply::status(204)]);
     let project = stack.project("enterprise", "owner@example.com").await;
-    let batch_id = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": [site.url("/x"), site.url("/y")], "output_format": true,
+    let batch_id = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": [site.url("/x"), site.url("/y")], "output_format": true,
                "callback_url": hooks.url("/zip"), "notification_email": "ops@example.com"}),
-    )
-    .await;
+        )
+        .await;
     stack
         .wait_items(&project.private_key, &batch_id, WAIT)
         .await;
@@ -455,7 +441,9 @@ async fn signatures_verify_with_an_independent_implementation_across_a_rotation(
     let body =
         json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/hook")});
 
-    let first_batch = submit(&stack, &project.private_key, body.clone()).await;
+    let first_batch = stack
+        .submit(&project.private_key, "/v1/convert/url-to-pdf", &body)
+        .await;
     let seen = hooks.wait_for("/hook", 1, WAIT).await;
     let s = &seen[0];
     let secret = signing_secret(&stack, &project).await;
@@ -488,7 +476,9 @@ async fn signatures_verify_with_an_independent_implementation_across_a_rotation(
             .unwrap()
     };
     assert_ne!(new_secret, secret);
-    submit(&stack, &project.private_key, body.clone()).await;
+    stack
+        .submit(&project.private_key, "/v1/convert/url-to-pdf", &body)
+        .await;
     let seen = hooks.wait_for("/hook", 2, WAIT).await;
     let s = &seen[1];
     let sig = s.header("webhook-signature");
@@ -515,7 +505,9 @@ async fn signatures_verify_with_an_independent_implementation_across_a_rotation(
             .await
             .unwrap();
     }
-    submit(&stack, &project.private_key, body).await;
+    stack
+        .submit(&project.private_key, "/v1/convert/url-to-pdf", &body)
+        .await;
     let seen = hooks.wait_for("/hook", 3, WAIT).await;
     let s = &seen[2];
     let sig = s.header("webhook-signature");
@@ -546,11 +538,7 @@ async fn a_failing_receiver_is_retried_with_backoff_until_it_recovers() {
         ],
     );
     let project = webhook_only_project(&stack).await;
-    let batch_id = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/flaky")}),
-    )
+    let batch_id = stack.submit(&project.private_key, "/v1/convert/url-to-pdf", &json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/flaky")}))
     .await;
     let seen = hooks.wait_for("/flaky", 4, WAIT).await;
     assert_eq!(seen.len(), 4, "three failures, then success");
@@ -622,23 +610,11 @@ async fn redirects_and_client_errors_fail_without_retries_and_can_be_redelivered
     hooks.route("/refuses", vec![Reply::status(404)]);
     hooks.route("/dead-then-ok", vec![Reply::status(503)]);
     let project = webhook_only_project(&stack).await;
-    let moved = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/moved")}),
-    )
+    let moved = stack.submit(&project.private_key, "/v1/convert/url-to-pdf", &json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/moved")}))
     .await;
-    let refused = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/refuses")}),
-    )
+    let refused = stack.submit(&project.private_key, "/v1/convert/url-to-pdf", &json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/refuses")}))
     .await;
-    let exhausted = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/dead-then-ok")}),
-    )
+    let exhausted = stack.submit(&project.private_key, "/v1/convert/url-to-pdf", &json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/dead-then-ok")}))
     .await;
 
     let log = stack
@@ -758,12 +734,13 @@ async fn a_receiver_that_answers_too_slowly_times_out_and_is_retried() {
         vec![Reply::status(200).with_delay(Duration::from_secs(10))],
     );
     let project = webhook_only_project(&stack).await;
-    let batch_id = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": slow.url("/slow")}),
-    )
-    .await;
+    let batch_id = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true, "callback_url": slow.url("/slow")}),
+        )
+        .await;
     let log = stack
         .wait_deliveries(&project.private_key, &batch_id, 1, WAIT)
         .await;
@@ -829,12 +806,13 @@ async fn a_slow_receiver_never_delays_other_deliveries() {
     let fast = HttpPeer::start().await;
     fast.route("/fast", vec![Reply::status(204)]);
     let project = webhook_only_project(&stack).await;
-    let batch_id = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true}),
-    )
-    .await;
+    let batch_id = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true}),
+        )
+        .await;
     stack
         .wait_batch(&project.private_key, &batch_id, WAIT)
         .await;
@@ -966,19 +944,16 @@ async fn the_owner_email_can_be_turned_off_and_webhooks_need_the_plan() {
     );
 
     // Off: no email to the owner...
-    let quiet = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true}),
-    )
-    .await;
+    let quiet = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true}),
+        )
+        .await;
     stack.wait_batch(&project.private_key, &quiet, WAIT).await;
     // ...but an explicit notification_email still sends.
-    let explicit = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "notification_email": "me@example.com"}),
-    )
+    let explicit = stack.submit(&project.private_key, "/v1/convert/url-to-pdf", &json!({"url": site.url("/p"), "async_mode": true, "notification_email": "me@example.com"}))
     .await;
     let mails = smtp.wait_for(1, WAIT).await;
     assert_eq!(mails.len(), 1);
@@ -996,12 +971,13 @@ async fn the_owner_email_can_be_turned_off_and_webhooks_need_the_plan() {
     )
     .await;
     assert_eq!(resp.status(), 200);
-    let loud = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true}),
-    )
-    .await;
+    let loud = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true}),
+        )
+        .await;
     let mails = smtp.wait_for(2, WAIT).await;
     assert_eq!(mails.len(), 2);
     assert_eq!(mails[1].rcpt, vec!["owner@example.com".to_string()]);
@@ -1026,12 +1002,13 @@ async fn a_duplicated_event_delivers_once_and_a_lost_outcome_is_resent_once() {
     hooks.route("/hook", vec![Reply::status(200)]);
     hooks.route("/crash", vec![Reply::status(200)]);
     let project = stack.project("pro", "owner@example.com").await;
-    let batch_id = submit(
-        &stack,
-        &project.private_key,
-        json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/hook")}),
-    )
-    .await;
+    let batch_id = stack
+        .submit(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/p"), "async_mode": true, "callback_url": hooks.url("/hook")}),
+        )
+        .await;
     stack
         .wait_deliveries(&project.private_key, &batch_id, 2, WAIT)
         .await;

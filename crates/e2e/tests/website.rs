@@ -466,8 +466,9 @@ async fn patterns_and_the_page_cap_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_page_that_fails_or_times_out_makes_the_batch_partial() {
+    // Long enough for a good page on a loaded machine, far shorter than the slow page's delay.
     let stack = Stack::start(StackOptions {
-        render_timeout: Duration::from_secs(5),
+        render_timeout: Duration::from_secs(12),
         ..Default::default()
     })
     .await;
@@ -481,7 +482,7 @@ async fn a_page_that_fails_or_times_out_makes_the_batch_partial() {
     site.route("/missing", vec![Reply::status(404)]);
     site.route(
         "/slow",
-        vec![page("SLOW", &[]).with_delay(Duration::from_secs(20))],
+        vec![page("SLOW", &[]).with_delay(Duration::from_secs(40))],
     );
     let project = stack.project("starter", "owner@example.com").await;
     let accepted = submit(

@@ -8,14 +8,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use enconvert_db::batches::{self, CreateError};
 use enconvert_db::models::{Batch, Job};
+use enconvert_db::projects::Caller;
 use enconvert_domain::JobStatus;
 use enconvert_domain::events::RenderJob;
-use enconvert_domain::request::{ConvertRequest, Endpoint, parse_body};
+use enconvert_domain::request::{ConvertRequest, Endpoint};
 use enconvert_queue::messages;
 use uuid::Uuid;
 
-use crate::auth;
-use crate::body::read_limited;
+use crate::body::submit;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -47,7 +47,14 @@ pub async fn url_to_pdf(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    submit(&state, &req, payload, Endpoint::UrlToPdf).await
+    submit(
+        &state,
+        &req,
+        payload,
+        Endpoint::UrlToPdf,
+        |caller, request, _plan| accept(&state, caller, request),
+    )
+    .await
 }
 
 /// Convert one URL or a list of URLs to screenshots (PNG by default).
@@ -70,38 +77,21 @@ pub async fn url_to_screenshot(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    submit(&state, &req, payload, Endpoint::UrlToScreenshot).await
+    submit(
+        &state,
+        &req,
+        payload,
+        Endpoint::UrlToScreenshot,
+        |caller, request, _plan| accept(&state, caller, request),
+    )
+    .await
 }
 
-async fn submit(
+async fn accept(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-    endpoint: Endpoint,
+    caller: Caller,
+    request: ConvertRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::caller(state, req).await?;
-    let rate = crate::rate::check(state, &caller).await?;
-    let mut resp = match submit_as(state, &caller, payload, endpoint).await {
-        Ok(resp) => resp,
-        Err(e) => actix_web::ResponseError::error_response(&e),
-    };
-    rate.apply(&mut resp);
-    Ok(resp)
-}
-
-async fn submit_as(
-    state: &AppState,
-    caller: &enconvert_db::projects::Caller,
-    payload: web::Payload,
-    endpoint: Endpoint,
-) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(payload, state.max_body_bytes).await?;
-    let request = parse_body(&body)?.validate(endpoint, &state.allow_private)?;
-    let plan = caller.plan.to_plan();
-    request
-        .authorize(auth::key_kind(caller), &plan)
-        .map_err(|f| ApiError::Forbidden(f.0))?;
-
     let project_id = caller.project.id;
     let (batch, jobs) = rows(project_id, &request);
     let sync = !request.async_mode;
@@ -126,7 +116,7 @@ async fn submit_as(
     }
     drop(conn);
     state.relay_wake.notify_one();
-    tracing::info!(batch.id = %batch.id, urls = jobs.len(), endpoint = endpoint.as_str(), sync, "batch accepted");
+    tracing::info!(batch.id = %batch.id, urls = jobs.len(), endpoint = request.endpoint.as_str(), sync, "batch accepted");
 
     if sync {
         let job = jobs

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, web};
 use enconvert_db::batches::{self, CreateError};
 use enconvert_db::models::Batch;
+use enconvert_db::projects::Caller;
+use enconvert_domain::Plan;
 use enconvert_domain::discovery::{DiscoveryMethod, DiscoveryRequest};
 use enconvert_domain::events::DiscoverJob;
-use enconvert_domain::request::{Endpoint, parse_body};
+use enconvert_domain::request::{ConvertRequest, Endpoint};
 use enconvert_queue::messages;
 use uuid::Uuid;
 
-use crate::auth;
-use crate::body::read_limited;
+use crate::body::submit;
 use crate::error::ApiError;
 use crate::responses::WebsiteAccepted;
 use crate::routes::convert::batch_row;
@@ -49,7 +50,14 @@ pub async fn website_to_pdf(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    submit(&state, &req, payload, Endpoint::WebsiteToPdf).await
+    submit(
+        &state,
+        &req,
+        payload,
+        Endpoint::WebsiteToPdf,
+        |caller, request, plan| accept(&state, caller, request, plan),
+    )
+    .await
 }
 
 /// Discover a website's pages and screenshot each (PNG by default), delivered as one ZIP.
@@ -71,37 +79,22 @@ pub async fn website_to_screenshot(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    submit(&state, &req, payload, Endpoint::WebsiteToScreenshot).await
+    submit(
+        &state,
+        &req,
+        payload,
+        Endpoint::WebsiteToScreenshot,
+        |caller, request, plan| accept(&state, caller, request, plan),
+    )
+    .await
 }
 
-async fn submit(
+async fn accept(
     state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-    endpoint: Endpoint,
+    caller: Caller,
+    request: ConvertRequest,
+    plan: Plan,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::caller(state, req).await?;
-    let rate = crate::rate::check(state, &caller).await?;
-    let mut resp = match submit_as(state, &caller, payload, endpoint).await {
-        Ok(resp) => resp,
-        Err(e) => actix_web::ResponseError::error_response(&e),
-    };
-    rate.apply(&mut resp);
-    Ok(resp)
-}
-
-async fn submit_as(
-    state: &AppState,
-    caller: &enconvert_db::projects::Caller,
-    payload: web::Payload,
-    endpoint: Endpoint,
-) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(payload, state.max_body_bytes).await?;
-    let request = parse_body(&body)?.validate(endpoint, &state.allow_private)?;
-    let plan = caller.plan.to_plan();
-    request
-        .authorize(auth::key_kind(caller), &plan)
-        .map_err(|f| ApiError::Forbidden(f.0))?;
     let (Some(crawl), Some(start)) = (&request.crawl, request.urls.first()) else {
         return Err(ApiError::internal(anyhow::anyhow!(
             "a validated website request without crawl settings or start URL"
@@ -133,7 +126,7 @@ async fn submit_as(
     }
     drop(conn);
     state.relay_wake.notify_one();
-    tracing::info!(batch.id = %batch.id, endpoint = endpoint.as_str(), method = method.as_str(), "website batch accepted");
+    tracing::info!(batch.id = %batch.id, endpoint = request.endpoint.as_str(), method = method.as_str(), "website batch accepted");
 
     let current = wait_for_discovery(state, batch.id).await?.unwrap_or(batch);
     Ok(HttpResponse::Accepted().json(accepted(&current, method)))

@@ -255,7 +255,7 @@ mod dead_letters {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dead_letters_are_listed_and_replayed() {
-        let vhost = format!("enc_admin_dlq_{}", std::process::id());
+        let vhost = format!("enc_t_admin_dlq_{}", std::process::id());
         management(
             reqwest::Method::PUT,
             &format!("/vhosts/{vhost}"),

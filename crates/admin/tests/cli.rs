@@ -200,6 +200,49 @@ fn projects_plans_and_keys() {
     psql(&format!("DROP DATABASE {db} WITH (FORCE)"));
 }
 
+#[test]
+fn migrate_and_the_development_project() {
+    let db = format!("enc_admin_dev_{}", std::process::id());
+    psql(&format!("CREATE DATABASE {db}"));
+    let (ok, out) = admin(&db, &["migrate"]);
+    assert!(ok && out.contains("migrations applied"), "{out}");
+    assert_eq!(
+        psql_value(&db, "SELECT count(*) > 0 FROM plans"),
+        "t",
+        "the schema and its plans are there"
+    );
+
+    let key = "sk_live_DevelopmentKey0123456789";
+    let run = |key: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_enconvert-admin"))
+            .args(["ensure-dev-project"])
+            .env(
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:5432/{db}"),
+            )
+            .env("ENCONVERT_DEV_API_KEY", key)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    for _ in 0..2 {
+        let (ok, out) = run(key);
+        assert!(ok && out.contains("(plan enterprise)"), "{out}");
+        assert!(!out.contains(key), "the key is not echoed");
+    }
+    let (_, out) = admin(&db, &["list-keys", "sk_live_Deve"]);
+    assert_eq!(out.lines().count(), 1, "ensured twice, one key: {out}");
+    assert!(out.ends_with("\tactive\n"), "{out}");
+    let (ok, _) = run("not-a-key");
+    assert!(!ok, "a malformed development key is refused");
+
+    psql(&format!("DROP DATABASE {db} WITH (FORCE)"));
+}
+
 mod dead_letters {
     use std::time::Duration;
 

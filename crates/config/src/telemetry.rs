@@ -22,14 +22,29 @@ pub fn init_stderr(json: bool) {
     init_with_writer(json, std::io::stderr);
 }
 
-/// The same, logging to `writer` (tests capture the lines). The first call in a process
-/// wins; later calls change nothing.
+/// The same, logging to `writer`. The first call in a process wins; later calls change
+/// nothing.
 pub fn init_with_writer<W>(json: bool, writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,headless_chrome=warn"));
+    install(json, filter, writer);
+}
+
+/// With a fixed filter instead of `RUST_LOG` (tests that read the lines they capture).
+pub fn init_with_filter<W>(json: bool, filter: &str, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    install(json, EnvFilter::new(filter), writer);
+}
+
+fn install<W>(json: bool, filter: EnvFilter, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let result = if json {
         fmt()
             .json()

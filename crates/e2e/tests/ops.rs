@@ -470,7 +470,7 @@ impl std::io::Write for Capture {
 async fn json_logs_carry_batch_and_job_ids_and_no_secrets() {
     let capture = Capture::default();
     let writer = capture.clone();
-    enconvert_config::telemetry::init_with_writer(true, move || writer.clone());
+    enconvert_config::telemetry::init_with_filter(true, "info", move || writer.clone());
     let stack = Stack::start(StackOptions::default()).await;
     let site = HttpPeer::start().await;
     site.route("/report.html", vec![Reply::html(&page("LOG-1"))]);

@@ -28,36 +28,45 @@ RUN apt-get update \
 COPY --from=build /out/enconvert-admin /usr/local/bin/enconvert-admin
 
 # ---------------------------------------------------------------------------------------------
+# Ports: 8080 the public API; 9181 health and metrics (/healthz, /readyz, /metrics), not public.
 FROM runtime AS api
-# curl only for the compose healthcheck (GET /healthz).
+# curl only for the compose healthcheck (GET /readyz).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/enconvert-api /usr/local/bin/enconvert-api
 ENV ENCONVERT_STORAGE_DIR=/data/files \
     ENCONVERT_MAIL_DIR=/data/mail \
-    ENCONVERT_API_ADDR=0.0.0.0:8080
+    ENCONVERT_API_ADDR=0.0.0.0:8080 \
+    ENCONVERT_API_OPS_ADDR=0.0.0.0:9181
 VOLUME /data
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9181
 ENTRYPOINT ["/usr/local/bin/enconvert-api"]
 
 # ---------------------------------------------------------------------------------------------
-# No HTTP port yet (health endpoints for the notifier are planned), so nothing to EXPOSE.
+# Port 9183: health and metrics (/healthz, /readyz, /metrics).
 FROM runtime AS notifier
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends curl \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/enconvert-notifier /usr/local/bin/enconvert-notifier
 ENV ENCONVERT_STORAGE_DIR=/data/files \
-    ENCONVERT_MAIL_DIR=/data/mail
+    ENCONVERT_MAIL_DIR=/data/mail \
+    ENCONVERT_NOTIFIER_OPS_ADDR=0.0.0.0:9183
 VOLUME /data
 USER 10001:10001
+EXPOSE 9183
 ENTRYPOINT ["/usr/local/bin/enconvert-notifier"]
 
 # ---------------------------------------------------------------------------------------------
-# Chromium + fonts; tini reaps the browser's child processes. No HTTP port yet (planned).
+# Chromium + fonts (Latin, CJK, emoji); tini reaps the browser's child processes.
+# Port 9182: health and metrics (/healthz, /readyz, /metrics).
 FROM runtime AS worker
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         chromium \
+        curl \
         fonts-dejavu-core \
         fonts-liberation \
         fonts-noto-cjk \
@@ -68,7 +77,9 @@ RUN apt-get update \
 COPY --from=build /out/enconvert-worker /usr/local/bin/enconvert-worker
 ENV ENCONVERT_STORAGE_DIR=/data/files \
     ENCONVERT_MAIL_DIR=/data/mail \
-    ENCONVERT_CHROMIUM_PATH=/usr/bin/chromium
+    ENCONVERT_CHROMIUM_PATH=/usr/bin/chromium \
+    ENCONVERT_WORKER_OPS_ADDR=0.0.0.0:9182
 VOLUME /data
 USER 10001:10001
+EXPOSE 9182
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/enconvert-worker"]

@@ -71,6 +71,9 @@ or convert a whole site, one PDF per page in one ZIP (see docs/api.md):
 
 Follow it on the dashboard, http://$addr/dashboard (sign in with ENCONVERT_DEV_API_KEY
 from .env). Emails are written to ${ENCONVERT_MAIL_DIR:-./data/mail} (set SMTP_URL to send them).
+Health and metrics: http://${ENCONVERT_API_OPS_ADDR:-127.0.0.1:9181}/metrics (api),
+http://${ENCONVERT_WORKER_OPS_ADDR:-127.0.0.1:9182}/readyz (worker),
+http://${ENCONVERT_NOTIFIER_OPS_ADDR:-127.0.0.1:9183}/readyz (notifier).
 
 MSG
 # Stop everything as soon as any process exits.

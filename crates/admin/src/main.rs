@@ -1,7 +1,8 @@
-//! `enconvert-admin`: projects, plans and keys, for operators.
+//! `enconvert-admin`: projects, plans and keys, and the dead-letter queues, for operators.
 //!
 //! New keys are printed once and never stored in clear. A new webhook secret is printed
-//! by `rotate-webhook-secret`; `show-webhook-secret` prints the current one.
+//! by `rotate-webhook-secret`; `show-webhook-secret` prints the current one. `dlq list`
+//! and `dlq replay` inspect and replay dead letters (RabbitMQ, `AMQP_URL`).
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -9,6 +10,7 @@ use enconvert_config::{Settings, telemetry};
 use enconvert_db::models::Project;
 use enconvert_db::{Conn, Db, keys, projects, webhook_secrets};
 use enconvert_domain::request::KeyKind;
+use enconvert_queue::{AmqpConfig, dead};
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
@@ -37,6 +39,12 @@ enum Command {
     },
     /// List projects.
     ListProjects,
+    /// Change the project owner's email address (where completion emails go by default).
+    SetOwnerEmail {
+        /// Project id or name.
+        project: String,
+        email: String,
+    },
     /// Change a project's plan.
     SetPlan {
         /// Project id or name.
@@ -64,7 +72,6 @@ enum Command {
         #[arg(long, default_value_t = 24)]
         grace_hours: u64,
     },
-    /// Ensure the development project (plan enterprise) with ENCONVERT_DEV_API_KEY as its key.
     /// List keys whose display prefix starts with PREFIX (e.g. `sk_live_AbCd`).
     ListKeys { prefix: String },
     /// Create a new key for a project and print it once.
@@ -81,9 +88,37 @@ enum Command {
         /// Project id or name.
         project: String,
     },
+    /// Ensure the development project (plan enterprise) with ENCONVERT_DEV_API_KEY as its key.
     EnsureDevProject {
         #[arg(long, default_value = "dev@enconvert.localhost")]
         owner_email: String,
+    },
+    /// Dead-letter queues: inspect and replay.
+    #[command(subcommand)]
+    Dlq(Dlq),
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// Messages in each `.dead` queue, and a peek at the first ones (ids, type, why they
+    /// died; never a body). Peeked messages stay in the queue.
+    List {
+        /// One queue (`render.batch` or `render.batch.dead`); all by default.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Messages shown per queue.
+        #[arg(long, default_value_t = 10)]
+        peek: usize,
+    },
+    /// Publish dead letters back to their original route; each leaves the dead-letter queue
+    /// only once RabbitMQ has confirmed its publish.
+    Replay {
+        /// The queue (`render.batch` or `render.batch.dead`).
+        #[arg(long)]
+        queue: String,
+        /// At most this many messages (all by default).
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 
@@ -99,6 +134,10 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     // Logs to stderr: stdout carries only what a command prints (keys, secrets).
     telemetry::init_stderr(settings.log_json);
+    if let Command::Dlq(cmd) = cli.command {
+        // RabbitMQ only: no database needed.
+        return dlq(&settings, cmd).await;
+    }
     let url = settings.database_url.expose_secret().to_string();
     enconvert_db::migrate(&url, std::time::Duration::from_secs(30)).await?;
     if matches!(cli.command, Command::Migrate) {
@@ -142,6 +181,14 @@ async fn main() -> anyhow::Result<()> {
                     p.id, p.name, p.plan, p.default_email_enabled
                 );
             }
+        }
+        Command::SetOwnerEmail { project, email } => {
+            let p = find(&mut conn, &project).await?;
+            if !email_address::EmailAddress::is_valid(&email) {
+                bail!("the owner email is not a valid email address");
+            }
+            projects::set_owner_email(&mut conn, p.id, &email).await?;
+            println!("project {}: owner email changed", p.name);
         }
         Command::SetPlan { project, plan } => {
             let p = find(&mut conn, &project).await?;
@@ -253,8 +300,89 @@ async fn main() -> anyhow::Result<()> {
                 project.id, project.plan
             );
         }
+        Command::Dlq(_) => {}
     }
     Ok(())
+}
+
+fn queue_arg(name: &str) -> anyhow::Result<&'static str> {
+    dead::source_of(name).with_context(|| {
+        format!(
+            "no queue `{name}`; one of: {}",
+            dead::source_queues().join(", ")
+        )
+    })
+}
+
+fn show(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("-")
+}
+
+async fn dlq(settings: &Settings, cmd: Dlq) -> anyhow::Result<()> {
+    let cfg = AmqpConfig {
+        url: settings.amqp_url.expose_secret().to_string(),
+        connection_name: enconvert_queue::process_label("admin"),
+        delivery_limit: settings.delivery_limit,
+        broker: Default::default(),
+    };
+    let conn = enconvert_queue::open(&cfg)
+        .await
+        .context("cannot reach RabbitMQ (AMQP_URL)")?;
+    let result = match cmd {
+        Dlq::List { queue, peek } => {
+            let only = queue.as_deref().map(queue_arg).transpose()?;
+            for q in dead::depths(&conn, only).await? {
+                let Some(n) = q.messages else {
+                    println!("{}	not declared (no process has started yet)", q.name);
+                    continue;
+                };
+                println!("{}	{n} message(s)", q.name);
+                if n == 0 || peek == 0 {
+                    continue;
+                }
+                for m in dead::peek(&conn, q.source, peek).await? {
+                    println!(
+                        "  message={} type={} batch={} job={} reason={} queue={} deaths={} died_at={}",
+                        show(&m.message_id),
+                        show(&m.message_type),
+                        show(&m.batch_id),
+                        show(&m.job_id),
+                        show(&m.reason),
+                        show(&m.died_in),
+                        m.deaths,
+                        m.died_at.map_or("-".to_string(), |t| t.to_string()),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Dlq::Replay { queue, limit } => {
+            let source = queue_arg(&queue)?;
+            let done = dead::replay(&conn, source, limit.unwrap_or(usize::MAX)).await?;
+            for m in &done.messages {
+                println!(
+                    "replayed message={} type={} batch={} job={}",
+                    show(&m.message_id),
+                    show(&m.message_type),
+                    show(&m.batch_id),
+                    show(&m.job_id)
+                );
+            }
+            println!(
+                "{} message(s) replayed from {}",
+                done.messages.len(),
+                enconvert_queue::topology::dead_letter_queue(source)
+            );
+            match done.stopped {
+                Some(why) => Err(anyhow::anyhow!(
+                    "stopped: {why}; the message stays in the dead-letter queue"
+                )),
+                None => Ok(()),
+            }
+        }
+    };
+    let _ = conn.close(200, "done").await;
+    result
 }
 
 async fn new_key(conn: &mut Conn, project: &Project, kind: KeyKind) -> anyhow::Result<String> {

@@ -31,6 +31,8 @@ use crate::state::AppState;
 /// A started api: where it listens, and the task that ends when it has stopped.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The health and metrics listener, when configured.
+    pub ops_addr: Option<SocketAddr>,
     pub done: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -104,6 +106,8 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         settings.api.link_ttl,
     );
     let relay_wake = Arc::new(Notify::new());
+    let broker = enconvert_queue::BrokerState::default();
+    let ready = enconvert_queue::health::check(db.clone(), broker.clone(), false);
     let state = AppState {
         db: db.clone(),
         storage,
@@ -117,12 +121,14 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         discovery_wait: settings.api.discovery_wait,
         session_ttl: settings.api.session_ttl,
         secure_cookies: settings.api.secure_cookies,
+        ready: ready.clone(),
     };
 
     let amqp = AmqpConfig {
         url: settings.amqp_url.expose_secret().to_string(),
         connection_name: enconvert_queue::process_label("api"),
         delivery_limit: settings.delivery_limit,
+        broker,
     };
     let relay = tokio::spawn(enconvert_queue::relay::run(
         db.clone(),
@@ -132,6 +138,15 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     ));
     tokio::spawn(prune_rate_windows(db, cancel.clone()));
 
+    enconvert_metrics::init()?;
+    let ops = match settings.api.ops_addr {
+        Some(addr) => Some(enconvert_metrics::server::serve(
+            addr,
+            ready,
+            cancel.clone(),
+        )?),
+        None => None,
+    };
     let listener = std::net::TcpListener::bind(settings.api.addr)
         .with_context(|| format!("failed to listen on {}", settings.api.addr))?;
     let addr = listener.local_addr()?;
@@ -158,6 +173,9 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
                 .into()
             }))
             .wrap(tracing_actix())
+            .wrap(actix_web::middleware::from_fn(
+                enconvert_metrics::http::track,
+            ))
             .configure(configure)
             .default_service(web::to(not_found))
     })
@@ -167,6 +185,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let server = server.run();
     let handle = server.handle();
     tracing::info!(%addr, "api listening");
+    let ops_addr = ops.as_ref().map(|o| o.addr);
     let done = tokio::spawn(async move {
         let stopper = tokio::spawn(async move {
             cancel.cancelled().await;
@@ -175,9 +194,16 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         let result = server.await.context("the HTTP server failed");
         stopper.abort();
         let _ = relay.await;
+        if let Some(ops) = ops {
+            ops.stop().await;
+        }
         result
     });
-    Ok(Running { addr, done })
+    Ok(Running {
+        addr,
+        ops_addr,
+        done,
+    })
 }
 
 /// Old rate-limit windows and expired dashboard sessions are useless; drop them every minute.

@@ -26,6 +26,8 @@ pub struct AppState {
     pub session_ttl: Duration,
     /// Dashboard cookies get `Secure`.
     pub secure_cookies: bool,
+    /// What `/readyz` checks (PostgreSQL; RabbitMQ is reported).
+    pub ready: enconvert_metrics::Check,
 }
 
 impl AppState {

@@ -23,6 +23,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_LOG_FORMAT", "text"),
     ("ENCONVERT_ENV", "dev"),
     ("ENCONVERT_API_ADDR", "127.0.0.1:8080"),
+    ("ENCONVERT_API_OPS_ADDR", "127.0.0.1:9181"),
+    ("ENCONVERT_WORKER_OPS_ADDR", "127.0.0.1:9182"),
+    ("ENCONVERT_NOTIFIER_OPS_ADDR", "127.0.0.1:9183"),
     ("ENCONVERT_PUBLIC_URL", ""),
     ("ENCONVERT_DEV_API_KEY", ""),
     ("ENCONVERT_ALLOW_PRIVATE_TARGETS", ""),
@@ -87,6 +90,8 @@ pub struct Settings {
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub addr: SocketAddr,
+    /// Health and metrics listener (`/healthz`, `/readyz`, `/metrics`); `None`: off.
+    pub ops_addr: Option<SocketAddr>,
     /// Base of the links the api hands out, e.g. `https://convert.example.com`;
     /// `None`: `http://` and the address the api listens on.
     pub public_url: Option<String>,
@@ -106,6 +111,8 @@ pub struct ApiSettings {
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
+    /// Health and metrics listener; `None`: off.
+    pub ops_addr: Option<SocketAddr>,
     pub chromium_path: PathBuf,
     pub concurrency: usize,
     pub render_timeout: Duration,
@@ -117,6 +124,8 @@ pub struct WorkerSettings {
 
 #[derive(Debug, Clone)]
 pub struct NotifierSettings {
+    /// Health and metrics listener; `None`: off.
+    pub ops_addr: Option<SocketAddr>,
     pub smtp_url: Option<SecretString>,
     pub mail_dir: PathBuf,
     pub mail_from: String,
@@ -152,6 +161,14 @@ where
         name,
         problem: format!("`{raw}` is not valid: {e}"),
     })
+}
+
+/// A listen address, or `off` for none.
+fn ops_addr(name: &'static str) -> Result<Option<SocketAddr>, ConfigError> {
+    match get(name) {
+        Some(v) if v.eq_ignore_ascii_case("off") => Ok(None),
+        _ => parsed(name).map(Some),
+    }
 }
 
 fn positive(name: &'static str) -> Result<u64, ConfigError> {
@@ -218,6 +235,7 @@ impl Settings {
             delivery_limit: positive("ENCONVERT_DELIVERY_LIMIT")? as u32,
             api: ApiSettings {
                 addr,
+                ops_addr: ops_addr("ENCONVERT_API_OPS_ADDR")?,
                 public_url,
                 signing_secret,
                 link_ttl: Duration::from_secs(positive("ENCONVERT_LINK_TTL_SECS")?),
@@ -229,6 +247,7 @@ impl Settings {
                 secure_cookies,
             },
             worker: WorkerSettings {
+                ops_addr: ops_addr("ENCONVERT_WORKER_OPS_ADDR")?,
                 chromium_path: parsed("ENCONVERT_CHROMIUM_PATH")?,
                 concurrency: positive("ENCONVERT_WORKER_CONCURRENCY")? as usize,
                 render_timeout: Duration::from_secs(positive("ENCONVERT_RENDER_TIMEOUT_SECS")?),
@@ -236,6 +255,7 @@ impl Settings {
                 discovery_budget: Duration::from_secs(positive("ENCONVERT_DISCOVERY_BUDGET_SECS")?),
             },
             notifier: NotifierSettings {
+                ops_addr: ops_addr("ENCONVERT_NOTIFIER_OPS_ADDR")?,
                 smtp_url: get("SMTP_URL").map(SecretString::from),
                 mail_dir: parsed("ENCONVERT_MAIL_DIR")?,
                 mail_from: parsed("ENCONVERT_MAIL_FROM")?,
@@ -334,6 +354,7 @@ mod tests {
         for (i, _) in src
             .match_indices("parsed(\"")
             .chain(src.match_indices("positive(\""))
+            .chain(src.match_indices("ops_addr(\""))
         {
             let rest = &src[src[i..].find('"').map_or(0, |j| i + j + 1)..];
             let name = &rest[..rest.find('"').unwrap_or(0)];

@@ -42,3 +42,14 @@ pub async fn delete(conn: &mut Conn, ids: &[i64]) -> Result<(), DbError> {
 pub async fn backlog(conn: &mut Conn) -> Result<i64, DbError> {
     Ok(outbox::table.count().get_result(conn).await?)
 }
+
+/// How many messages wait, and the creation time of the oldest (none when empty).
+pub async fn backlog_and_oldest(
+    conn: &mut Conn,
+) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), DbError> {
+    use diesel::dsl::count_star;
+    Ok(outbox::table
+        .select((count_star(), diesel::dsl::min(outbox::created_at)))
+        .get_result(conn)
+        .await?)
+}

@@ -54,6 +54,9 @@ pub struct StackOptions {
     pub discovery_budget: Duration,
     /// The notifier's retry schedule; `None`: the configured one.
     pub retry_schedule: Option<Vec<Duration>>,
+    /// Start the api, worker and notifier (false: only the database, migrated, and the
+    /// vhost, for tests that start their own processes).
+    pub processes: bool,
 }
 
 impl Default for StackOptions {
@@ -70,6 +73,7 @@ impl Default for StackOptions {
             discovery_wait: Duration::from_secs(20),
             discovery_budget: Duration::from_secs(60),
             retry_schedule: None,
+            processes: true,
         }
     }
 }
@@ -78,6 +82,10 @@ impl Default for StackOptions {
 pub struct Stack {
     pub name: String,
     pub base: String,
+    /// Base URLs of the health and metrics listeners of the api, worker and notifier.
+    pub api_ops: String,
+    pub worker_ops: String,
+    pub notifier_ops: String,
     pub db: Db,
     pub settings: Settings,
     pub http: reqwest::Client,
@@ -134,6 +142,9 @@ impl Stack {
         settings.storage_options = opts.storage_options.clone();
         settings.db_pool_size = 8;
         settings.api.addr = "127.0.0.1:0".parse().unwrap();
+        settings.api.ops_addr = Some("127.0.0.1:0".parse().unwrap());
+        settings.worker.ops_addr = Some("127.0.0.1:0".parse().unwrap());
+        settings.notifier.ops_addr = Some("127.0.0.1:0".parse().unwrap());
         settings.api.sync_timeout = opts.sync_timeout;
         settings.api.discovery_wait = opts.discovery_wait;
         settings.worker.discovery_budget = opts.discovery_budget;
@@ -148,6 +159,27 @@ impl Stack {
         }
 
         let cancel = CancellationToken::new();
+        let db = Db::new(&format!("postgres://postgres@127.0.0.1:5432/{name}"), 4).unwrap();
+        if !opts.processes {
+            enconvert_db::migrate(
+                &format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+            return Stack {
+                name,
+                base: String::new(),
+                api_ops: String::new(),
+                worker_ops: String::new(),
+                notifier_ops: String::new(),
+                db,
+                settings,
+                http: reqwest::Client::new(),
+                cancel,
+                tasks: Vec::new(),
+            };
+        }
         let api = enconvert_api::start(&settings, cancel.clone())
             .await
             .unwrap();
@@ -163,6 +195,12 @@ impl Stack {
         let notifier = enconvert_notifier::start(&settings, cancel.clone())
             .await
             .unwrap();
+        let ops = |addr: Option<SocketAddr>| format!("http://{}", addr.unwrap());
+        let (api_ops, worker_ops, notifier_ops) = (
+            ops(api.ops_addr),
+            ops(worker.ops_addr),
+            ops(notifier.ops_addr),
+        );
         let tasks = vec![
             tokio::spawn(async move {
                 let _ = api.done.await;
@@ -174,10 +212,12 @@ impl Stack {
                 let _ = notifier.done.await;
             }),
         ];
-        let db = Db::new(&format!("postgres://postgres@127.0.0.1:5432/{name}"), 4).unwrap();
         Stack {
             name,
             base,
+            api_ops,
+            worker_ops,
+            notifier_ops,
             db,
             settings,
             http: reqwest::Client::new(),
@@ -460,6 +500,29 @@ impl Stack {
             .await;
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.name));
     }
+}
+
+/// A sample's value in Prometheus text: the line `name{labels} value` whose labels contain
+/// every one of `labels` (`("outcome", "success")`); the sum when several lines match, 0 when
+/// none does (a counter not incremented yet is absent).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if n != name {
+                return None;
+            }
+            let found = labels
+                .iter()
+                .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+            found.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
 }
 
 /// The text of a PDF, through poppler's `pdftotext`.

@@ -371,3 +371,62 @@ impl Drop for S3Peer {
         let _ = self.child.wait();
     }
 }
+
+/// A TCP forwarder on loopback in front of a real server (PostgreSQL, RabbitMQ), which a
+/// test can cut (every connection dropped, the port closed) and restore on the same port.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    target: SocketAddr,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = TcpProxy {
+            addr,
+            target,
+            task: Mutex::new(None),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { continue };
+                        pipes.spawn(async move {
+                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                    }
+                    Some(_) = pipes.join_next(), if !pipes.is_empty() => {}
+                }
+            }
+            // Dropping the task drops the listener and every pipe with it.
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Closes the port and every connection through it.
+    pub async fn cut(&self) {
+        let task = self.task.lock().unwrap().take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}

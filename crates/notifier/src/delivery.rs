@@ -102,6 +102,7 @@ impl Deliverer {
                                 "deliver",
                                 notification.id = %t.notification.id,
                                 batch.id = %t.notification.batch_id,
+                                job.id = t.notification.job_id.map(tracing::field::display),
                                 channel = %t.notification.channel,
                                 attempt = t.attempt,
                             );
@@ -179,6 +180,14 @@ impl Deliverer {
             }
             Verdict::Retry => Next::Failed,
         };
+        enconvert_metrics::notification_attempt(
+            &t.notification.channel,
+            match next {
+                Next::Sent => "sent",
+                Next::RetryAt(_) => "retry",
+                Next::Failed => "failed",
+            },
+        );
         tracing::info!(
             status_code = outcome.status_code,
             latency_ms = outcome.latency_ms,

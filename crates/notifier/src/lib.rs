@@ -40,6 +40,8 @@ struct Notifier {
 }
 
 pub struct Running {
+    /// The health and metrics listener, when configured.
+    pub ops_addr: Option<std::net::SocketAddr>,
     pub done: JoinHandle<()>,
 }
 
@@ -51,6 +53,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     )
     .await?;
     let db = Db::new(settings.database_url.expose_secret(), settings.db_pool_size)?;
+    enconvert_metrics::init()?;
     let n = &settings.notifier;
     let mailer = match &n.smtp_url {
         Some(url) => Mailer::smtp(url.expose_secret())?,
@@ -77,7 +80,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         wake: wake.clone(),
     });
     let notifier = Arc::new(Notifier {
-        db,
+        db: db.clone(),
         dashboard_url: n.dashboard_url.clone(),
         max_attempts: i32::try_from(n.retry_schedule.len() + 1).unwrap_or(i32::MAX),
         wake,
@@ -90,6 +93,15 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         url: settings.amqp_url.expose_secret().to_string(),
         connection_name: enconvert_queue::process_label("notifier"),
         delivery_limit: settings.delivery_limit,
+        broker: enconvert_queue::BrokerState::default(),
+    };
+    let ops = match n.ops_addr {
+        Some(addr) => Some(enconvert_metrics::server::serve(
+            addr,
+            enconvert_queue::health::check(db.clone(), amqp.broker.clone(), true),
+            cancel.clone(),
+        )?),
+        None => None,
     };
     let prefetch = u16::try_from(n.concurrency).unwrap_or(u16::MAX);
     let grace = n.webhook_timeout + Duration::from_secs(5);
@@ -98,12 +110,16 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         handler,
     }];
     let scheduler = tokio::spawn(deliverer.run(cancel.clone(), grace));
+    let ops_addr = ops.as_ref().map(|o| o.addr);
     let done = tokio::spawn(async move {
         consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
         let _ = scheduler.await;
+        if let Some(ops) = ops {
+            ops.stop().await;
+        }
         tracing::info!("notifier stopped");
     });
-    Ok(Running { done })
+    Ok(Running { ops_addr, done })
 }
 
 /// The lane of a webhook: its receiver's `host:port`.
@@ -315,6 +331,7 @@ impl Notifier {
             }
         }
         if claimed > 0 {
+            tracing::info!(claimed, "notifications claimed");
             self.wake.notify_one();
         }
         Ok(())

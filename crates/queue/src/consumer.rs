@@ -28,6 +28,17 @@ pub enum Disposition {
     DeadLetter,
 }
 
+impl Disposition {
+    /// The metric label: `ack`, `requeue`, `dead_letter`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disposition::Ack => "ack",
+            Disposition::Requeue => "requeue",
+            Disposition::DeadLetter => "dead_letter",
+        }
+    }
+}
+
 /// A received message.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -84,6 +95,7 @@ pub async fn run(
 ) {
     let mut in_flight: JoinSet<()> = JoinSet::new();
     'reconnect: loop {
+        cfg.broker.down("consumer");
         let Some(conn) = connect_with_backoff(&cfg, &cancel).await else {
             break;
         };
@@ -122,6 +134,7 @@ pub async fn run(
             }
         }
         tracing::info!(queues = ?subscriptions.iter().map(|s| &s.queue).collect::<Vec<_>>(), prefetch, "consuming");
+        cfg.broker.up("consumer", &conn);
         let mut merged = futures_util::stream::select_all(streams);
         loop {
             tokio::select! {
@@ -139,8 +152,10 @@ pub async fn run(
                 next = merged.next() => match next {
                     Some((i, Ok(delivery))) => {
                         let handler = subscriptions[i].handler.clone();
+                        let queue = subscriptions[i].queue.clone();
                         in_flight.spawn(async move {
                             let disposition = handler(Incoming::from_delivery(&delivery)).await;
+                            enconvert_metrics::consumed(&queue, disposition.label());
                             let result = match disposition {
                                 Disposition::Ack => delivery.ack(BasicAckOptions::default()).await,
                                 Disposition::Requeue => delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await,
@@ -153,10 +168,12 @@ pub async fn run(
                         });
                     }
                     Some((_, Err(e))) => {
+                        cfg.broker.down("consumer");
                         tracing::warn!(error = %e, "consumer failed, reconnecting");
                         continue 'reconnect;
                     }
                     None => {
+                        cfg.broker.down("consumer");
                         tracing::warn!("consumer stream ended, reconnecting");
                         continue 'reconnect;
                     }

@@ -1,13 +1,17 @@
 #![doc = include_str!("../README.md")]
 
 pub mod consumer;
+pub mod dead;
+pub mod health;
 pub mod messages;
 pub mod relay;
 pub mod topology;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties, ConnectionStatus};
 use tokio_util::sync::CancellationToken;
 
 /// How a process reaches RabbitMQ.
@@ -18,6 +22,38 @@ pub struct AmqpConfig {
     pub connection_name: String,
     /// Deliveries before a work message is dead-lettered.
     pub delivery_limit: u32,
+    /// The live state of the connections the process opens with this config (readiness).
+    pub broker: BrokerState,
+}
+
+/// The connections a process holds to RabbitMQ, by role (`consumer`, `relay`), read live
+/// by `/readyz`. A role that is reconnecting counts as down.
+#[derive(Clone, Default)]
+pub struct BrokerState(Arc<Mutex<BTreeMap<&'static str, Option<ConnectionStatus>>>>);
+
+impl BrokerState {
+    /// `role` is connected through `conn` from now on.
+    pub fn up(&self, role: &'static str, conn: &Connection) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(role, Some(conn.status().clone()));
+        }
+    }
+
+    /// `role` lost its connection (or has not got one yet).
+    pub fn down(&self, role: &'static str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(role, None);
+        }
+    }
+
+    /// Every role has a connection RabbitMQ has not closed; false before the first.
+    pub fn is_connected(&self) -> bool {
+        self.0.lock().is_ok_and(|m| {
+            !m.is_empty()
+                && m.values()
+                    .all(|s| s.as_ref().is_some_and(ConnectionStatus::connected))
+        })
+    }
 }
 
 impl std::fmt::Debug for AmqpConfig {
@@ -38,13 +74,18 @@ pub fn process_label(process: &str) -> String {
     format!("{process}@{host}:{}", std::process::id())
 }
 
-/// Opens a connection and declares the topology.
-pub async fn connect(cfg: &AmqpConfig) -> Result<Connection, lapin::Error> {
+/// Opens a connection without declaring anything (the admin CLI's inspections).
+pub async fn open(cfg: &AmqpConfig) -> Result<Connection, lapin::Error> {
     let props = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio)
         .with_connection_name(cfg.connection_name.clone().into());
-    let conn = Connection::connect(&cfg.url, props).await?;
+    Connection::connect(&cfg.url, props).await
+}
+
+/// Opens a connection and declares the topology.
+pub async fn connect(cfg: &AmqpConfig) -> Result<Connection, lapin::Error> {
+    let conn = open(cfg).await?;
     let channel = conn.create_channel().await?;
     topology::declare(&channel, cfg.delivery_limit).await?;
     channel.close(200, "topology declared").await?;

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{AmqpConfig, connect_with_backoff};
 
 const BATCH: i64 = 200;
+/// How often the outbox backlog gauge is refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 /// Rows left by another process (or a crash) are picked up within this time.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -38,7 +40,9 @@ impl From<diesel::result::Error> for RelayError {
 /// Publishes outbox rows until `cancel` fires. `wake` lets writers in the same process
 /// have their rows published at once instead of at the next poll.
 pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: CancellationToken) {
+    tokio::spawn(measure_backlog(db.clone(), cancel.clone()));
     'reconnect: loop {
+        cfg.broker.down("relay");
         let Some(conn) = connect_with_backoff(&cfg, &cancel).await else {
             return;
         };
@@ -50,6 +54,7 @@ pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: Cancellatio
                 continue;
             }
         };
+        cfg.broker.up("relay", &conn);
         loop {
             match drain(&db, &channel).await {
                 Ok(_) => {}
@@ -64,6 +69,11 @@ pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: Cancellatio
                 Err(e) => {
                     tracing::warn!(error = %e, "relay lost RabbitMQ, reconnecting");
                     let _ = conn.close(200, "reconnect").await;
+                    // A message the broker keeps refusing must not become a reconnection storm.
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                     continue 'reconnect;
                 }
             }
@@ -77,6 +87,28 @@ pub async fn run(db: Db, cfg: AmqpConfig, wake: Arc<Notify>, cancel: Cancellatio
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
+        }
+    }
+}
+
+/// Refreshes the outbox gauges until `cancel` fires.
+async fn measure_backlog(db: Db, cancel: CancellationToken) {
+    loop {
+        match db.conn().await {
+            Ok(mut conn) => match outbox::backlog_and_oldest(&mut conn).await {
+                Ok((rows, oldest)) => {
+                    let age = oldest.map_or(0.0, |t| {
+                        (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+                    });
+                    enconvert_metrics::outbox(u64::try_from(rows).unwrap_or(0), age);
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot count the outbox"),
+            },
+            Err(e) => tracing::debug!(error = %e, "cannot count the outbox"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
         }
     }
 }
@@ -150,6 +182,9 @@ async fn publish_all(channel: &Channel, rows: &[OutboxRow]) -> Result<(), RelayE
                 return Err(RelayError::Nacked(id));
             }
         }
+    }
+    for row in rows {
+        enconvert_metrics::published(&row.exchange, &row.routing_key, 1);
     }
     Ok(())
 }

@@ -71,6 +71,7 @@ impl Chrome {
         let browser = Browser::new(options)
             .with_context(|| format!("failed to launch Chromium at {}", self.path.display()))?;
         tracing::info!(pid = ?browser.get_process_id(), "Chromium launched");
+        enconvert_metrics::browser_launched();
         Ok(browser)
     }
 
@@ -89,6 +90,7 @@ impl Chrome {
                 });
             }
             tracing::info!(jobs = s.jobs, "recycling Chromium");
+            enconvert_metrics::browser_restarted("recycled");
         }
         // The old browser (if any) is killed when the last job holding it drops its handle.
         let browser = Arc::new(self.launch()?);
@@ -111,6 +113,7 @@ impl Chrome {
                 .is_some_and(|s| Arc::ptr_eq(&s.browser, &failed.browser))
         {
             tracing::warn!("discarding a failed Chromium");
+            enconvert_metrics::browser_restarted("failed");
             *slot = None;
         }
     }

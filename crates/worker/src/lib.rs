@@ -54,6 +54,8 @@ pub(crate) struct Worker {
 
 /// A started worker; `done` ends once it has drained and stopped.
 pub struct Running {
+    /// The health and metrics listener, when configured.
+    pub ops_addr: Option<std::net::SocketAddr>,
     pub done: JoinHandle<()>,
 }
 
@@ -71,6 +73,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         &settings.storage_options,
     )
     .context("failed to open the file store")?;
+    enconvert_metrics::init()?;
     let chrome = Chrome::new(settings.worker.chromium_path.clone());
     {
         let chrome = chrome.clone();
@@ -107,6 +110,15 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         url: settings.amqp_url.expose_secret().to_string(),
         connection_name: enconvert_queue::process_label("worker"),
         delivery_limit: settings.delivery_limit,
+        broker: enconvert_queue::BrokerState::default(),
+    };
+    let ops = match settings.worker.ops_addr {
+        Some(addr) => Some(enconvert_metrics::server::serve(
+            addr,
+            enconvert_queue::health::check(db.clone(), amqp.broker.clone(), true),
+            cancel.clone(),
+        )?),
+        None => None,
     };
     let handler: Handler = {
         let worker = worker.clone();
@@ -165,12 +177,16 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     ));
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     let grace = settings.worker.render_timeout + Duration::from_secs(5);
+    let ops_addr = ops.as_ref().map(|o| o.addr);
     let done = tokio::spawn(async move {
         consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
         let _ = relay.await;
+        if let Some(ops) = ops {
+            ops.stop().await;
+        }
         tracing::info!("worker stopped");
     });
-    Ok(Running { done })
+    Ok(Running { ops_addr, done })
 }
 
 impl Worker {
@@ -262,13 +278,20 @@ impl Worker {
             }
         };
         let started = Instant::now();
-        let outcome = match self.render(&job.source_url, &options).await {
+        let rendered = self.render(&job.source_url, &options).await;
+        enconvert_metrics::render_duration(
+            &batch.endpoint,
+            render_outcome(&rendered),
+            started.elapsed().as_secs_f64(),
+        );
+        let outcome = match rendered {
             Ok(bytes) => self.store(&job, &batch, &options, bytes).await?,
             Err(RenderError::Target(error)) => Outcome::Failed { error },
             Err(RenderError::Browser(error)) => {
                 // Give the job back so the redelivery can take it at once.
                 let mut conn = self.db.conn().await?;
                 jobs::release(&mut conn, job.id, job.attempts).await?;
+                enconvert_metrics::job(&batch.endpoint, "requeued");
                 anyhow::bail!("browser failure: {error}");
             }
         };
@@ -373,10 +396,27 @@ impl Worker {
         match finished {
             Some(f) => {
                 tracing::info!(status = %f.job.status, duration_ms, "job finished");
+                enconvert_metrics::job(
+                    &f.batch.endpoint,
+                    if f.job.status() == enconvert_domain::JobStatus::Success {
+                        "success"
+                    } else {
+                        "failed"
+                    },
+                );
                 self.relay_wake.notify_one();
             }
             None => tracing::warn!("job was taken over by another worker; result discarded"),
         }
         Ok(())
+    }
+}
+
+/// The label of a render's result in `enconvert_render_duration_seconds`.
+fn render_outcome(r: &Result<Vec<u8>, RenderError>) -> &'static str {
+    match r {
+        Ok(_) => "success",
+        Err(RenderError::Target(_)) => "target_error",
+        Err(RenderError::Browser(_)) => "browser_error",
     }
 }

@@ -1,24 +1,20 @@
-//! Liveness and readiness.
+//! Liveness and readiness on the public port (the operations listener answers the same).
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use crate::state::AppState;
 
 /// The process is up.
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    enconvert_metrics::server::live().await
 }
 
-/// The process can do its work: PostgreSQL answers.
+/// The process can do its work: PostgreSQL answers. RabbitMQ is reported, not required:
+/// while it is down the api still accepts work into the outbox.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .insert_header(("Retry-After", "5"))
-                .json(json!({"status": "unavailable", "database": "down"}))
-        }
+    let readiness = (state.ready)().await;
+    if !readiness.is_ready() {
+        tracing::warn!(?readiness, "not ready");
     }
+    readiness.response()
 }

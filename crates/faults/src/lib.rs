@@ -496,6 +496,16 @@ impl Ledger {
     }
 }
 
+/// The answer to one submit.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub id: String,
+    /// 0: no answer (the connection was cut).
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub took: Duration,
+}
+
 /// What the ledger counted once the system settled.
 #[derive(Debug, Default, Clone)]
 pub struct Figures {
@@ -734,6 +744,22 @@ impl Faults {
         self.notifier = Some(notifier);
     }
 
+    /// Asserts that the api, every worker and the notifier still run (nothing was restarted).
+    pub fn assert_all_alive(&mut self) {
+        let mut procs: Vec<&mut Proc> = self.workers.iter_mut().collect();
+        procs.extend(self.api.as_mut());
+        procs.extend(self.notifier.as_mut());
+        for p in procs {
+            assert!(
+                p.alive(),
+                "{} (pid {}) exited: {}",
+                p.name,
+                p.pid(),
+                p.log_text()
+            );
+        }
+    }
+
     /// A page on the site that answers after `delay`.
     pub fn page(&self, path: &str, delay: Duration) -> String {
         self.site.route(
@@ -751,6 +777,12 @@ impl Faults {
     /// Submits `url` as an async job with the next id of `ledger`, a webhook and the owner's
     /// email; records whether it was accepted. Returns the status (0: no answer).
     pub async fn submit(&self, ledger: &mut Ledger, url: &str) -> u16 {
+        self.submit_full(ledger, url).await.status
+    }
+
+    /// [`Faults::submit`] with the answer's `Retry-After` and how long it took.
+    pub async fn submit_full(&self, ledger: &mut Ledger, url: &str) -> Submitted {
+        let started = Instant::now();
         let id = format!(
             "{}-{}",
             ledger.prefix,
@@ -768,13 +800,27 @@ impl Faults {
             }))
             .send()
             .await;
-        let status = resp.map(|r| r.status().as_u16()).unwrap_or(0);
+        let (status, retry_after) = match resp {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            ),
+            Err(_) => (0, None),
+        };
         if status == 202 {
-            ledger.accepted.push(id);
+            ledger.accepted.push(id.clone());
         } else {
-            ledger.refused.push((id, status));
+            ledger.refused.push((id.clone(), status));
         }
-        status
+        Submitted {
+            id,
+            status,
+            retry_after,
+            took: started.elapsed(),
+        }
     }
 
     /// Jobs of the project by status.

@@ -2,6 +2,8 @@
 // A test harness: failing loudly is its job.
 #![expect(clippy::unwrap_used, reason = "test harness")]
 
+pub mod site;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -725,10 +727,15 @@ impl Faults {
 
     /// Starts a worker and waits until it consumes `render.batch`.
     pub async fn start_worker(&mut self, extra: &[(&str, &str)]) {
-        let before = self.rabbit.consumers("render.batch");
         let mut worker = self.spawn("worker", extra);
+        // Consumer tags are `worker@host:pid#queue`.
+        let tag = format!(":{}#render.batch", worker.pid());
         let deadline = Instant::now() + Duration::from_secs(180);
-        while self.rabbit.consumers("render.batch") <= before {
+        loop {
+            let out = self.rabbit.ctl(&["list_consumers", "consumer_tag"]);
+            if String::from_utf8_lossy(&out.stdout).contains(&tag) {
+                break;
+            }
             assert!(worker.alive(), "the worker exited: {}", worker.log_text());
             assert!(
                 Instant::now() < deadline,
@@ -736,6 +743,12 @@ impl Faults {
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        self.workers.push(worker);
+    }
+
+    /// Starts a worker without waiting for it (it may die at once, on purpose).
+    pub fn spawn_worker(&mut self, extra: &[(&str, &str)]) {
+        let worker = self.spawn("worker", extra);
         self.workers.push(worker);
     }
 

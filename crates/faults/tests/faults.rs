@@ -7,7 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use enconvert_faults::{Faults, Ledger, Options};
+use enconvert_faults::site::Hostile;
+use enconvert_faults::{Faults, Ledger, Options, children, descendants};
 
 const SETTLE: Duration = Duration::from_secs(300);
 
@@ -326,4 +327,326 @@ async fn f07_crash_between_commit_and_publish_loses_nothing() {
         .await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 2);
+}
+
+async fn job_rows(f: &Faults) -> Vec<(Option<String>, String, Option<String>, i32)> {
+    use diesel::{ExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    use enconvert_db::schema::jobs;
+    let mut conn = f.db.conn().await.unwrap();
+    jobs::table
+        .filter(jobs::project_id.eq(f.project_id))
+        .select((
+            jobs::client_job_id,
+            jobs::status,
+            jobs::error,
+            jobs::attempts,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Case 3: a page that crashes the renderer every time it loads. The job is retried up to
+/// the delivery limit, then failed with an error; its batch completes `partial`; one
+/// failure notification per channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f03_page_crashing_the_renderer_every_time_is_given_up() {
+    let limit = 3;
+    let f = Faults::start(Options {
+        delivery_limit: limit,
+        render_timeout_secs: 20,
+        ..Options::default()
+    })
+    .await;
+    let hostile = Hostile::start().await;
+    hostile.set_victims(f.workers.iter().map(|w| w.pid()).collect());
+    let good = f.page("/good", Duration::ZERO);
+    let good2 = f.page("/good2", Duration::ZERO);
+    let crash = hostile.url("/crash");
+    let mut ledger = Ledger::new("f03");
+    assert_eq!(f.submit(&mut ledger, &crash).await, 202);
+    assert_eq!(f.submit(&mut ledger, &good).await, 202);
+    let resp = f
+        .http
+        .post(format!("{}/v1/convert/url-to-pdf", f.base))
+        .header("X-API-Key", &f.key)
+        .json(&serde_json::json!({
+            "url": [good, crash, good2],
+            "callback_url": f.hooks.url("/hook"),
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    let batch_id = body["batch_id"].as_str().unwrap().to_string();
+
+    let figures = f.settle("f03 renderer crash", &ledger, SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!((figures.succeeded, figures.failed), (1, 1));
+    let rows = job_rows(&f).await;
+    let crashed = rows
+        .iter()
+        .find(|r| r.0.as_deref() == Some("f03-0"))
+        .unwrap();
+    println!(
+        "f03: crash page requested {} times, {} renderers killed, job: {crashed:?}",
+        hostile.hits("/crash"),
+        hostile.renderers_killed()
+    );
+    assert!(
+        hostile.renderers_killed() >= 1,
+        "the page never crashed a renderer"
+    );
+    assert!(
+        crashed.2.as_deref().is_some_and(|e| !e.is_empty()),
+        "failed without an error"
+    );
+
+    let deadline = Instant::now() + SETTLE;
+    let batch = loop {
+        let b: serde_json::Value = f
+            .http
+            .get(format!("{}/v1/convert/batch/{batch_id}", f.base))
+            .header("X-API-Key", &f.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if b["status"] != "processing" {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "the batch never completed: {b}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(batch["status"], "partial", "{batch}");
+    let failed = &batch["items"][1];
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{batch}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let hooks: Vec<serde_json::Value> = f
+        .hooks
+        .seen("/hook")
+        .iter()
+        .map(|s| serde_json::from_slice(&s.body).unwrap())
+        .filter(|h: &serde_json::Value| h["batch_id"] == batch_id.as_str())
+        .collect();
+    let failures = hooks.iter().filter(|h| h["status"] == "failed").count();
+    assert_eq!((hooks.len(), failures), (3, 1), "{hooks:?}");
+}
+
+/// Case 2: Chromium killed mid-render: the worker launches a new one, the job is retried and
+/// finishes once, and no zombie process is left under the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f02_chromium_killed_mid_render_is_relaunched() {
+    let mut f = Faults::start(Options::default()).await;
+    let slow = f.page("/slow", Duration::from_secs(6));
+    let mut ledger = Ledger::new("f02");
+    for _ in 0..3 {
+        assert_eq!(f.submit(&mut ledger, &slow).await, 202);
+    }
+    f.wait_rendering(1, Duration::from_secs(120)).await;
+    let worker = f.workers[0].pid();
+    let browsers: Vec<u32> = children(worker)
+        .into_iter()
+        .filter(|(_, _, cmd)| cmd.contains("chrom") && !cmd.contains("--type="))
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert!(!browsers.is_empty(), "no Chromium under the worker");
+    for pid in &browsers {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .output();
+    }
+    let figures = f.settle("f02 Chromium killed", &ledger, SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.succeeded, 3);
+    let retried = attempts(&f).await.iter().filter(|(_, a)| *a > 1).count();
+    assert!(retried >= 1, "no job was interrupted by the kill");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let zombies: Vec<_> = descendants(worker)
+        .into_iter()
+        .filter(|(_, state, _)| *state == 'Z')
+        .collect();
+    assert!(
+        zombies.is_empty(),
+        "zombie processes under the worker: {zombies:?}"
+    );
+    let now: Vec<u32> = children(worker)
+        .into_iter()
+        .filter(|(_, _, cmd)| cmd.contains("chrom") && !cmd.contains("--type="))
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert_eq!(now.len(), 1, "browsers under the worker: {now:?}");
+    assert!(
+        !browsers.contains(&now[0]),
+        "the killed browser is still there"
+    );
+    f.assert_all_alive();
+}
+
+/// Case 8: pages that never finish loading (no answer at all, or a byte a second) fail at
+/// the render deadline with a clear error; the worker stays healthy and renders the next
+/// page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f08_never_ending_pages_fail_at_their_deadline() {
+    let mut f = Faults::start(Options {
+        render_timeout_secs: 10,
+        ..Options::default()
+    })
+    .await;
+    let hostile = Hostile::start().await;
+    let mut ledger = Ledger::new("f08");
+    assert_eq!(f.submit(&mut ledger, &hostile.url("/hang")).await, 202);
+    assert_eq!(f.submit(&mut ledger, &hostile.url("/drip")).await, 202);
+    let figures = f.settle("f08 never-ending pages", &ledger, SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.failed, 2);
+    for row in job_rows(&f).await {
+        let error = row.2.unwrap_or_default();
+        assert!(
+            error.to_lowercase().contains("timeout"),
+            "{:?} failed with {error:?}",
+            row.0
+        );
+    }
+    let good = f.page("/good", Duration::ZERO);
+    let mut after = Ledger::new("f08-after");
+    assert_eq!(f.submit(&mut after, &good).await, 202);
+    let figures = f.settle("f08 next page", &after, SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.succeeded, 1);
+    f.assert_all_alive();
+}
+
+/// Case 3, worst form: a page that kills its worker (and its Chromium) every time. Its
+/// message never reaches the delivery limit (the lease keeps redeliveries away and the
+/// reconciler requeues it with a fresh message), so the job's attempts are capped: after
+/// the limit it is failed with an error instead of killing workers forever. The test plays
+/// the process supervisor, starting a worker again whenever one dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f03_page_killing_its_worker_every_time_is_given_up() {
+    let limit = 2;
+    let mut f = Faults::start(Options {
+        delivery_limit: limit,
+        render_timeout_secs: 5,
+        // One job at a time: the other job must not die with the page's worker.
+        concurrency: 1,
+        ..Options::default()
+    })
+    .await;
+    let hostile = Hostile::start().await;
+    hostile.set_victims(f.workers.iter().map(|w| w.pid()).collect());
+    let mut ledger = Ledger::new("f03k");
+    assert_eq!(
+        f.submit(&mut ledger, &hostile.url("/kill-worker")).await,
+        202
+    );
+    let good = f.page("/good", Duration::ZERO);
+    assert_eq!(f.submit(&mut ledger, &good).await, 202);
+    let deadline = Instant::now() + SETTLE;
+    let mut restarts = 0;
+    loop {
+        let state = f.job_states().await.get("f03k-0").cloned();
+        if state.as_deref() == Some("failed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job is still {state:?} after {restarts} worker restarts"
+        );
+        if !f.workers[0].alive() {
+            f.workers.clear();
+            f.start_worker(&[]).await;
+            hostile.set_victims(f.workers.iter().map(|w| w.pid()).collect());
+            restarts += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let figures = f
+        .settle("f03 page killing its worker", &ledger, SETTLE)
+        .await;
+    f.assert_clean(&figures);
+    assert_eq!((figures.succeeded, figures.failed), (1, 1));
+    let rows = job_rows(&f).await;
+    let row = rows
+        .iter()
+        .find(|r| r.0.as_deref() == Some("f03k-0"))
+        .unwrap();
+    println!(
+        "f03k: {restarts} worker restarts, page requested {} times, job {row:?}",
+        hostile.hits("/kill-worker")
+    );
+    assert_eq!(
+        hostile.hits("/kill-worker"),
+        limit as usize,
+        "attempts of the page"
+    );
+    assert!(
+        row.2.as_deref().unwrap_or("").contains("gave up"),
+        "{row:?}"
+    );
+}
+
+/// Case 3, dead-letter path: a render message that crashes its worker before anything is
+/// recorded (the `worker.render` failpoint). RabbitMQ counts each delivery; after the limit
+/// the message is dead-lettered, and the dead-letter consumer fails the job with an error,
+/// with its notifications. The test plays the supervisor, restarting the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f03_dead_lettered_render_message_fails_its_job() {
+    let limit = 3;
+    let crash = [("ENCONVERT_FAILPOINT", "worker.render")];
+    let mut f = Faults::servers(Options {
+        delivery_limit: limit,
+        ..Options::default()
+    })
+    .await;
+    f.start_api(&[]).await;
+    f.start_notifier(&[]);
+    f.spawn_worker(&crash);
+    let good = f.page("/good", Duration::ZERO);
+    let mut ledger = Ledger::new("f03d");
+    assert_eq!(f.submit(&mut ledger, &good).await, 202);
+    let deadline = Instant::now() + SETTLE;
+    let mut restarts = 0;
+    loop {
+        let state = f.job_states().await.get("f03d-0").cloned();
+        if state.as_deref() == Some("failed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job is still {state:?} after {restarts} worker restarts"
+        );
+        if !f.workers[0].alive() {
+            f.workers.clear();
+            f.spawn_worker(&crash);
+            restarts += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let figures = f.settle("f03 dead-lettered message", &ledger, SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.failed, 1);
+    let rows = job_rows(&f).await;
+    println!("f03d: {restarts} worker crashes, job {:?}", rows[0]);
+    assert!(
+        restarts >= limit,
+        "the job failed before its delivery limit"
+    );
+    assert!(
+        rows[0].2.as_deref().unwrap_or("").contains("gave up"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        f.rabbit.depth("render.batch.dead"),
+        0,
+        "the dead letter was not consumed"
+    );
 }

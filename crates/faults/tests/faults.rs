@@ -10,7 +10,15 @@ use std::time::{Duration, Instant};
 use enconvert_faults::site::Hostile;
 use enconvert_faults::{Faults, Ledger, Options, children, descendants};
 
-const SETTLE: Duration = Duration::from_secs(300);
+/// How long a ledger may take to settle (`FAULTS_SETTLE_SECS`, default 300).
+static SETTLE: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
+    Duration::from_secs(
+        std::env::var("FAULTS_SETTLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+    )
+});
 
 async fn attempts(f: &Faults) -> Vec<(String, i32)> {
     use diesel::{ExpressionMethods, QueryDsl};
@@ -50,7 +58,7 @@ async fn f01_worker_sigkilled_mid_render_finishes_once() {
     assert!(!worker.alive());
     f.start_worker(&[]).await;
 
-    let figures = f.settle("f01 worker SIGKILL", &ledger, SETTLE).await;
+    let figures = f.settle("f01 worker SIGKILL", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 6);
     let retried = attempts(&f).await.iter().filter(|(_, a)| *a > 1).count();
@@ -107,7 +115,7 @@ async fn f17_sigterm_with_jobs_in_flight_loses_nothing() {
         "no job in flight finished during the drain"
     );
     f.start_worker(&[]).await;
-    let figures = f.settle("f17 worker SIGTERM", &ledger, SETTLE).await;
+    let figures = f.settle("f17 worker SIGTERM", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 6);
 }
@@ -122,7 +130,7 @@ async fn f06_postgres_down_answers_503_and_recovers_without_restarts() {
     for _ in 0..2 {
         assert_eq!(f.submit(&mut ledger, &page).await, 202);
     }
-    f.settle("f06 before the outage", &ledger, SETTLE).await;
+    f.settle("f06 before the outage", &ledger, *SETTLE).await;
     f.pg.stop();
     for _ in 0..3 {
         let s = f.submit_full(&mut ledger, &page).await;
@@ -169,7 +177,7 @@ async fn f06_postgres_down_answers_503_and_recovers_without_restarts() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let figures = f.settle("f06 PostgreSQL stopped", &ledger, SETTLE).await;
+    let figures = f.settle("f06 PostgreSQL stopped", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 5);
     f.assert_all_alive();
@@ -200,7 +208,7 @@ async fn f04_rabbitmq_restart_under_load_loses_nothing() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     f.rabbit.resume();
-    let figures = f.settle("f04 RabbitMQ restart", &ledger, SETTLE).await;
+    let figures = f.settle("f04 RabbitMQ restart", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 14);
     f.assert_all_alive();
@@ -247,7 +255,7 @@ async fn f18_resource_alarm_keeps_the_api_answering() {
     );
     let out = f.rabbit.ctl(&["set_vm_memory_high_watermark", "0.4"]);
     assert!(out.status.success(), "{out:?}");
-    let figures = f.settle("f18 resource alarm", &ledger, SETTLE).await;
+    let figures = f.settle("f18 resource alarm", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 5);
     f.assert_all_alive();
@@ -323,7 +331,7 @@ async fn f07_crash_between_commit_and_publish_loses_nothing() {
     }
     f.start_worker(&[]).await;
     let figures = f
-        .settle("f07 crash around publishing", &ledger, SETTLE)
+        .settle("f07 crash around publishing", &ledger, *SETTLE)
         .await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 2);
@@ -383,7 +391,7 @@ async fn f03_page_crashing_the_renderer_every_time_is_given_up() {
     assert_eq!(status, 202, "{body}");
     let batch_id = body["batch_id"].as_str().unwrap().to_string();
 
-    let figures = f.settle("f03 renderer crash", &ledger, SETTLE).await;
+    let figures = f.settle("f03 renderer crash", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!((figures.succeeded, figures.failed), (1, 1));
     let rows = job_rows(&f).await;
@@ -405,7 +413,7 @@ async fn f03_page_crashing_the_renderer_every_time_is_given_up() {
         "failed without an error"
     );
 
-    let deadline = Instant::now() + SETTLE;
+    let deadline = Instant::now() + *SETTLE;
     let batch = loop {
         let b: serde_json::Value = f
             .http
@@ -464,7 +472,7 @@ async fn f02_chromium_killed_mid_render_is_relaunched() {
             .args(["-s", "KILL", &pid.to_string()])
             .output();
     }
-    let figures = f.settle("f02 Chromium killed", &ledger, SETTLE).await;
+    let figures = f.settle("f02 Chromium killed", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 3);
     let retried = attempts(&f).await.iter().filter(|(_, a)| *a > 1).count();
@@ -505,7 +513,7 @@ async fn f08_never_ending_pages_fail_at_their_deadline() {
     let mut ledger = Ledger::new("f08");
     assert_eq!(f.submit(&mut ledger, &hostile.url("/hang")).await, 202);
     assert_eq!(f.submit(&mut ledger, &hostile.url("/drip")).await, 202);
-    let figures = f.settle("f08 never-ending pages", &ledger, SETTLE).await;
+    let figures = f.settle("f08 never-ending pages", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.failed, 2);
     for row in job_rows(&f).await {
@@ -519,7 +527,7 @@ async fn f08_never_ending_pages_fail_at_their_deadline() {
     let good = f.page("/good", Duration::ZERO);
     let mut after = Ledger::new("f08-after");
     assert_eq!(f.submit(&mut after, &good).await, 202);
-    let figures = f.settle("f08 next page", &after, SETTLE).await;
+    let figures = f.settle("f08 next page", &after, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.succeeded, 1);
     f.assert_all_alive();
@@ -550,7 +558,7 @@ async fn f03_page_killing_its_worker_every_time_is_given_up() {
     );
     let good = f.page("/good", Duration::ZERO);
     assert_eq!(f.submit(&mut ledger, &good).await, 202);
-    let deadline = Instant::now() + SETTLE;
+    let deadline = Instant::now() + *SETTLE;
     let mut restarts = 0;
     loop {
         let state = f.job_states().await.get("f03k-0").cloned();
@@ -570,7 +578,7 @@ async fn f03_page_killing_its_worker_every_time_is_given_up() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let figures = f
-        .settle("f03 page killing its worker", &ledger, SETTLE)
+        .settle("f03 page killing its worker", &ledger, *SETTLE)
         .await;
     f.assert_clean(&figures);
     assert_eq!((figures.succeeded, figures.failed), (1, 1));
@@ -613,7 +621,7 @@ async fn f03_dead_lettered_render_message_fails_its_job() {
     let good = f.page("/good", Duration::ZERO);
     let mut ledger = Ledger::new("f03d");
     assert_eq!(f.submit(&mut ledger, &good).await, 202);
-    let deadline = Instant::now() + SETTLE;
+    let deadline = Instant::now() + *SETTLE;
     let mut restarts = 0;
     loop {
         let state = f.job_states().await.get("f03d-0").cloned();
@@ -631,7 +639,7 @@ async fn f03_dead_lettered_render_message_fails_its_job() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let figures = f.settle("f03 dead-lettered message", &ledger, SETTLE).await;
+    let figures = f.settle("f03 dead-lettered message", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
     assert_eq!(figures.failed, 1);
     let rows = job_rows(&f).await;

@@ -1008,6 +1008,28 @@ impl Drop for Faults {
         self.workers.clear();
         self.api = None;
         self.notifier = None;
+        // Chromium's crash handler leaves the process group; anything still naming our
+        // directory is ours.
+        let dir = self.dir.display().to_string();
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for entry in procs.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                if cmdline.contains(&dir) && !cmdline.contains("postgres") {
+                    let _ = Command::new("kill")
+                        .args(["-s", "KILL", &pid.to_string()])
+                        .output();
+                }
+            }
+        }
         if !std::thread::panicking() {
             self.pg.shutdown();
             self.rabbit.shutdown();

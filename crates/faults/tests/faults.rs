@@ -639,7 +639,9 @@ async fn f03_dead_lettered_render_message_fails_its_job() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let figures = f.settle("f03 dead-lettered message", &ledger, *SETTLE).await;
+    let figures = f
+        .settle("f03 dead-lettered message", &ledger, *SETTLE)
+        .await;
     f.assert_clean(&figures);
     assert_eq!(figures.failed, 1);
     let rows = job_rows(&f).await;

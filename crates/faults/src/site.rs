@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::descendants;
 
-/// Rows of `/huge` (about 40 MB of HTML).
-pub const HUGE_ROWS: usize = 400_000;
+/// Rows of `/huge` (about 25 MB of HTML).
+pub const HUGE_ROWS: usize = 300_000;
 
 #[derive(Clone)]
 pub struct Hostile {

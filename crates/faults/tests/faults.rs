@@ -660,3 +660,61 @@ async fn f03_dead_lettered_render_message_fails_its_job() {
         "the dead letter was not consumed"
     );
 }
+
+/// Resident memory of a process, in MiB (from /proc).
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+/// Case 9: a huge page (`HUGE_ROWS` table rows, tens of MB of HTML). The job ends, as a
+/// success or with an error, within its deadline; the worker's own memory stays bounded; the
+/// worker renders the next page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f09_huge_page_ends_and_memory_stays_bounded() {
+    let mut f = Faults::start(Options {
+        render_timeout_secs: 60,
+        ..Options::default()
+    })
+    .await;
+    let hostile = Hostile::start().await;
+    let worker = f.workers[0].pid();
+    let before = rss_mib(worker);
+    let mut ledger = Ledger::new("f09");
+    assert_eq!(f.submit(&mut ledger, &hostile.url("/huge")).await, 202);
+    let mut peak = before;
+    let deadline = Instant::now() + *SETTLE;
+    loop {
+        peak = peak.max(rss_mib(worker));
+        let state = f.job_states().await.get("f09-0").cloned();
+        if matches!(state.as_deref(), Some("success" | "failed")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the huge page is still {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let figures = f.settle("f09 huge page", &ledger, *SETTLE).await;
+    f.assert_clean(&figures);
+    let rows = job_rows(&f).await;
+    println!(
+        "f09: {} rows; job {:?}; worker RSS {before} MiB before, {peak} MiB at most",
+        enconvert_faults::site::HUGE_ROWS,
+        rows[0]
+    );
+    assert!(peak < 1024, "the worker grew to {peak} MiB");
+    let good = f.page("/good", Duration::ZERO);
+    let mut after = Ledger::new("f09-after");
+    assert_eq!(f.submit(&mut after, &good).await, 202);
+    let figures = f.settle("f09 next page", &after, *SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.succeeded, 1);
+    f.assert_all_alive();
+}

@@ -718,3 +718,74 @@ async fn f09_huge_page_ends_and_memory_stays_bounded() {
     assert_eq!(figures.succeeded, 1);
     f.assert_all_alive();
 }
+
+/// Case 3 for websites: a discover message that crashes its worker on every delivery is
+/// dead-lettered after the limit; the dead-letter consumer fails the website batch's
+/// discovery with an error, so the batch completes (`failed`) and is announced once,
+/// instead of staying `processing` forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f03_dead_lettered_discovery_fails_its_website_batch() {
+    let limit = 3;
+    let crash = [("ENCONVERT_FAILPOINT", "worker.discover")];
+    let mut f = Faults::servers(Options {
+        delivery_limit: limit,
+        env: vec![("ENCONVERT_DISCOVERY_WAIT_SECS".into(), "0".into())],
+        ..Options::default()
+    })
+    .await;
+    f.start_api(&[]).await;
+    f.start_notifier(&[]);
+    f.spawn_worker(&crash);
+    let root = f.page("/", Duration::ZERO);
+    let resp = f
+        .http
+        .post(format!("{}/v1/convert/website-to-pdf", f.base))
+        .header("X-API-Key", &f.key)
+        .json(&serde_json::json!({"url": root, "callback_url": f.hooks.url("/hook")}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    let batch_id = body["batch_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + *SETTLE;
+    let mut restarts = 0;
+    let batch = loop {
+        let b: serde_json::Value = f
+            .http
+            .get(format!("{}/v1/convert/batch/{batch_id}", f.base))
+            .header("X-API-Key", &f.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if b["status"] != "processing" {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the website batch is still processing after {restarts} worker crashes: {b}"
+        );
+        if !f.workers[0].alive() {
+            f.workers.clear();
+            f.spawn_worker(&crash);
+            restarts += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!("f03w: {restarts} worker crashes, batch {batch}");
+    assert!(restarts >= limit, "the discovery failed before its delivery limit");
+    assert_eq!(batch["status"], "failed", "{batch}");
+    assert_eq!(batch["discovery"], "failed", "{batch}");
+    assert!(
+        batch["error"].as_str().unwrap_or("").contains("gave up"),
+        "{batch}"
+    );
+    let hooks = f.hooks.wait_for("/hook", 1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(f.hooks.seen("/hook").len(), 1, "{hooks:?}");
+    assert_eq!(f.rabbit.depth("discover.dead"), 0, "the dead letter was not consumed");
+}

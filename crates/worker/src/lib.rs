@@ -226,6 +226,8 @@ impl Worker {
             tracing::error!("unreadable discover message, dead-lettering it");
             return Disposition::DeadLetter;
         };
+        // A message that crashes its worker before anything is recorded.
+        enconvert_config::failpoint("worker.discover");
         let span = tracing::info_span!("discover", batch.id = %work.batch_id);
         async {
             match self.discover_site(&work).await {

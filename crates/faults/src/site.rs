@@ -6,6 +6,8 @@
 //!   their Chromium) as soon as it is requested: a page that kills its worker every time;
 //! - `/drip`: sends its headers, then one byte a second, forever;
 //! - `/hang`: accepts the request and never answers;
+//! - `/hook-huge`: a webhook receiver answering `200` with 50 MB;
+//! - `/hook-hang`: a webhook receiver that reads the request and never answers;
 //! - `/huge`: a table of `HUGE_ROWS` rows (tens of MB).
 
 use std::collections::HashMap;
@@ -29,6 +31,8 @@ pub struct Hostile {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     /// Renderer processes `/crash` killed.
     killed: Arc<Mutex<usize>>,
+    /// Bytes `/hook-huge` managed to send before the client hung up.
+    huge_sent: Arc<Mutex<usize>>,
 }
 
 impl Hostile {
@@ -39,6 +43,7 @@ impl Hostile {
             victims: Arc::default(),
             hits: Arc::default(),
             killed: Arc::default(),
+            huge_sent: Arc::default(),
         };
         let s = site.clone();
         tokio::spawn(async move {
@@ -63,6 +68,11 @@ impl Hostile {
 
     pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Bytes of the 50 MB answer of `/hook-huge` written before the client hung up.
+    pub fn huge_answer_sent(&self) -> usize {
+        *self.huge_sent.lock().unwrap()
     }
 
     pub fn renderers_killed(&self) -> usize {
@@ -122,7 +132,20 @@ impl Hostile {
                     stream.write_all(b"x").await?;
                 }
             }
-            "/hang" => tokio::time::sleep(Duration::from_secs(600)).await,
+            "/hang" | "/hook-hang" => tokio::time::sleep(Duration::from_secs(600)).await,
+            "/hook-huge" => {
+                let size = 50 * 1024 * 1024;
+                stream
+                    .write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n").as_bytes(),
+                    )
+                    .await?;
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..size / chunk.len() {
+                    stream.write_all(&chunk).await?;
+                    *self.huge_sent.lock().unwrap() += chunk.len();
+                }
+            }
             "/huge" => {
                 stream
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<!doctype html><title>huge</title><table>")

@@ -777,7 +777,10 @@ async fn f03_dead_lettered_discovery_fails_its_website_batch() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     println!("f03w: {restarts} worker crashes, batch {batch}");
-    assert!(restarts >= limit, "the discovery failed before its delivery limit");
+    assert!(
+        restarts >= limit,
+        "the discovery failed before its delivery limit"
+    );
     assert_eq!(batch["status"], "failed", "{batch}");
     assert_eq!(batch["discovery"], "failed", "{batch}");
     assert!(
@@ -787,5 +790,118 @@ async fn f03_dead_lettered_discovery_fails_its_website_batch() {
     let hooks = f.hooks.wait_for("/hook", 1, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(f.hooks.seen("/hook").len(), 1, "{hooks:?}");
-    assert_eq!(f.rabbit.depth("discover.dead"), 0, "the dead letter was not consumed");
+    assert_eq!(
+        f.rabbit.depth("discover.dead"),
+        0,
+        "the dead letter was not consumed"
+    );
+}
+
+/// Webhook deliveries of the project: (job's client id, status, attempts, last error).
+async fn deliveries(f: &Faults) -> Vec<(String, String, i32, Option<String>)> {
+    use diesel::{ExpressionMethods, JoinOnDsl, NullableExpressionMethods, QueryDsl};
+    use diesel_async::RunQueryDsl;
+    use enconvert_db::schema::{jobs, notifications};
+    let mut conn = f.db.conn().await.unwrap();
+    let rows: Vec<(Option<String>, String, i32, Option<String>)> = notifications::table
+        .inner_join(jobs::table.on(notifications::job_id.eq(jobs::id.nullable())))
+        .filter(notifications::channel.eq("webhook"))
+        .filter(jobs::project_id.eq(f.project_id))
+        .select((
+            jobs::client_job_id,
+            notifications::status,
+            notifications::attempts,
+            notifications::last_error,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(id, s, a, e)| (id.unwrap_or_default(), s, a, e))
+        .collect()
+}
+
+/// Case 14: hostile webhook receivers, one answering 50 MB, one never answering. The 50 MB
+/// answer is read only up to the cap (the delivery counts, the notifier's memory stays
+/// flat); the silent one times out and is retried; a polite receiver's delivery is not held
+/// up by either (it arrives while the silent one is still pending).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f14_hostile_webhook_receivers_are_capped_and_timed_out() {
+    let f = Faults::start(Options::default()).await;
+    let hostile = Hostile::start().await;
+    let page = f.page("/p", Duration::ZERO);
+    for (id, hook) in [
+        ("f14-hang", hostile.url("/hook-hang")),
+        ("f14-huge", hostile.url("/hook-huge")),
+    ] {
+        let resp = f
+            .http
+            .post(format!("{}/v1/convert/url-to-pdf", f.base))
+            .header("X-API-Key", &f.key)
+            .json(&serde_json::json!({
+                "url": page, "async_mode": true, "job_id": id, "callback_url": hook,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+    }
+    // Both hostile deliveries are under way before the polite one is even submitted.
+    let deadline = Instant::now() + *SETTLE;
+    while hostile.hits("/hook-hang") == 0 || hostile.hits("/hook-huge") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the hostile receivers were never called"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut ledger = Ledger::new("f14-polite");
+    assert_eq!(f.submit(&mut ledger, &page).await, 202);
+    let figures = f.settle("f14 polite receiver", &ledger, *SETTLE).await;
+    f.assert_clean(&figures);
+    let now = deliveries(&f).await;
+    let hang = now.iter().find(|d| d.0 == "f14-hang").unwrap();
+    println!("f14: when the polite webhook arrived: {now:?}");
+    assert_ne!(
+        hang.1, "sent",
+        "the silent receiver cannot have been delivered to"
+    );
+    let notifier_rss = rss_mib(f.notifier.as_ref().unwrap().pid());
+    // The silent receiver: timed out (10 s) on every attempt of the schedule (1, 2, 4 s).
+    let deadline = Instant::now() + *SETTLE;
+    let (hang, huge) = loop {
+        let d = deliveries(&f).await;
+        let hang = d.iter().find(|d| d.0 == "f14-hang").cloned().unwrap();
+        let huge = d.iter().find(|d| d.0 == "f14-huge").cloned().unwrap();
+        if hang.1 != "pending" && huge.1 != "pending" {
+            break (hang, huge);
+        }
+        assert!(Instant::now() < deadline, "deliveries still pending: {d:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("f14: silent {hang:?}; 50 MB {huge:?}; notifier RSS {notifier_rss} MiB");
+    assert_eq!(huge.1, "sent", "{huge:?}");
+    assert_eq!(hang.1, "failed", "{hang:?}");
+    assert_eq!(hang.2, 4, "one attempt and three retries: {hang:?}");
+    assert!(
+        hang.3
+            .as_deref()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("time"),
+        "{hang:?}"
+    );
+    assert!(
+        notifier_rss < 200,
+        "the notifier grew to {notifier_rss} MiB"
+    );
+    let sent = hostile.huge_answer_sent();
+    println!(
+        "f14: the 50 MB answer got {} KiB out before the notifier hung up",
+        sent / 1024
+    );
+    assert!(
+        sent < 40 * 1024 * 1024,
+        "the notifier read the whole 50 MB answer"
+    );
 }

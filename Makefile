@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(shell if mkdir -p /var/cache/enconvert-target 2>/dev/null && test -w /var/cache/enconvert-target; then echo /var/cache/enconvert-target; else echo $(CURDIR)/target; fi)
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: run test check fmt clippy purity deps build validate-deploy clean-test-data
+.PHONY: run test test-faults check fmt clippy purity deps build validate-deploy clean-test-data
 
 ## Install what is missing (Chromium, poppler), start PostgreSQL and RabbitMQ if down.
 deps:
@@ -22,9 +22,22 @@ run: deps build
 test: deps
 	cargo build --workspace --all-targets
 	@if cargo nextest --version >/dev/null 2>&1; then \
-		cargo nextest run --workspace --no-fail-fast --test-threads 4; \
+		cargo nextest run --workspace --exclude enconvert-faults --no-fail-fast --test-threads 4; \
 	else \
-		cargo test --workspace --no-fail-fast -- --test-threads 4; \
+		cargo test --workspace --exclude enconvert-faults --no-fail-fast -- --test-threads 4; \
+	fi
+
+## The fault-injection suite (docs/reliability.md): each test starts its own PostgreSQL
+## cluster and RabbitMQ node and the real binaries, injects a fault and counts a ledger.
+## FAULTS_THREADS tests run at once (each runs its own servers and Chromium).
+FAULTS_THREADS ?= 2
+test-faults: deps
+	cargo build --bins -p enconvert-api -p enconvert-worker -p enconvert-notifier
+	cargo build -p enconvert-faults --tests
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run -p enconvert-faults --no-fail-fast --test-threads $(FAULTS_THREADS) --success-output immediate; \
+	else \
+		cargo test -p enconvert-faults --no-fail-fast -- --test-threads $(FAULTS_THREADS) --nocapture; \
 	fi
 
 ## Drop the databases and vhosts that failed tests left behind (not while tests run).

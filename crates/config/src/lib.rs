@@ -56,6 +56,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         enconvert_domain::webhook::DEFAULT_RETRY_SCHEDULE,
     ),
     ("ENCONVERT_NOTIFIER_CONCURRENCY", "16"),
+    ("ENCONVERT_FAILPOINT", ""),
 ];
 
 /// A configuration value that could not be used.
@@ -271,6 +272,19 @@ impl Settings {
                 concurrency: positive("ENCONVERT_NOTIFIER_CONCURRENCY")? as usize,
             },
         })
+    }
+}
+
+/// A fault-injection point of the fault suite (docs/reliability.md). In debug builds a process
+/// whose `ENCONVERT_FAILPOINT` (comma-separated) names `point` aborts there, as a crash
+/// would; release builds ignore the variable.
+pub fn failpoint(point: &str) {
+    if cfg!(debug_assertions)
+        && std::env::var("ENCONVERT_FAILPOINT")
+            .is_ok_and(|v| v.split(',').any(|p| p.trim() == point))
+    {
+        tracing::error!(point, "failpoint reached: aborting the process");
+        std::process::abort();
     }
 }
 

@@ -174,6 +174,27 @@ pub async fn release(conn: &mut Conn, job_id: Uuid, attempt: i32) -> Result<bool
     Ok(n == 1)
 }
 
+/// Takes over a job that is not final, whoever holds it (its message was dead-lettered: it
+/// kept failing or killing its worker), so that the caller can [`finish`] it as failed at the
+/// returned attempt. The lease is left expired: if the caller dies before finishing, the
+/// reconciler puts the job back. `None`: the job is already final (or unknown).
+pub async fn take_over(conn: &mut Conn, job_id: Uuid) -> Result<Option<Job>, DbError> {
+    Ok(diesel::update(
+        jobs::table
+            .find(job_id)
+            .filter(jobs::status.eq_any(["queued", "rendering"])),
+    )
+    .set((
+        jobs::status.eq("rendering"),
+        jobs::attempts.eq(jobs::attempts + 1),
+        jobs::lease_until.eq(Utc::now()),
+    ))
+    .returning(Job::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
 pub async fn get(conn: &mut Conn, job_id: Uuid) -> Result<Option<Job>, DbError> {
     Ok(jobs::table
         .find(job_id)

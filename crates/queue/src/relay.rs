@@ -134,6 +134,8 @@ async fn drain(db: &Db, channel: &Channel) -> Result<usize, RelayError> {
                         return Ok(0);
                     }
                     publish_all(channel, &rows).await?;
+                    // A crash here publishes the rows again after a restart.
+                    enconvert_config::failpoint("relay.after_publish");
                     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
                     outbox::delete(conn, &ids).await?;
                     Ok(rows.len())

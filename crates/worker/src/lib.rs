@@ -2,6 +2,7 @@
 
 mod archive;
 pub mod browser;
+mod dead;
 mod discover;
 mod reconcile;
 pub mod render;
@@ -50,6 +51,8 @@ pub(crate) struct Worker {
     /// The guarded HTTP client of website discovery.
     egress: enconvert_egress::Egress,
     discovery: discover::Limits,
+    /// Deliveries of a message, and render attempts of a job, before it is given up.
+    delivery_limit: u32,
 }
 
 /// A started worker; `done` ends once it has drained and stopped.
@@ -105,6 +108,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             budget: settings.worker.discovery_budget,
             max_fetches: DISCOVERY_MAX_FETCHES,
         },
+        delivery_limit: settings.delivery_limit,
     };
     let amqp = AmqpConfig {
         url: settings.amqp_url.expose_secret().to_string(),
@@ -141,7 +145,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             Box::pin(async move { worker.handle_discover(msg).await })
         })
     };
-    let subscriptions = vec![
+    let mut subscriptions = vec![
         Subscription {
             queue: topology::DISCOVER.to_string(),
             handler: discover_handler,
@@ -159,6 +163,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
             handler: archive_handler,
         },
     ];
+    subscriptions.extend(dead::subscriptions(&worker));
     let relay = tokio::spawn(enconvert_queue::relay::run(
         db,
         amqp.clone(),
@@ -195,6 +200,8 @@ impl Worker {
             tracing::error!("unreadable render message, dead-lettering it");
             return Disposition::DeadLetter;
         };
+        // A message that crashes its worker before anything is recorded.
+        enconvert_config::failpoint("worker.render");
         let span = tracing::info_span!("render", batch.id = %work.batch_id, job.id = %work.job_id);
         async {
             match self.render_job(&work).await {
@@ -235,6 +242,8 @@ impl Worker {
             tracing::error!("unreadable discover message, dead-lettering it");
             return Disposition::DeadLetter;
         };
+        // A message that crashes its worker before anything is recorded.
+        enconvert_config::failpoint("worker.discover");
         let span = tracing::info_span!("discover", batch.id = %work.batch_id);
         async {
             match self.discover_site(&work).await {
@@ -263,6 +272,13 @@ impl Worker {
             tracing::info!("job already taken or finished; dropping the duplicate message");
             return Ok(Disposition::Ack);
         };
+        // A job that keeps killing its worker never reaches the delivery limit (each lease
+        // expiry requeues it with a fresh message); its attempts do.
+        if let Some(error) = dead::too_many_attempts(&job, self.delivery_limit) {
+            tracing::warn!(attempts = job.attempts, "giving the job up");
+            self.finish(&job, Outcome::Failed { error }, 0).await?;
+            return Ok(Disposition::Ack);
+        }
         let options: RenderOptions = match serde_json::from_value(batch.options.clone()) {
             Ok(o) => o,
             Err(e) => {

@@ -115,6 +115,8 @@ async fn accept(
         Err(CreateError::Db(e)) => return Err(e.into()),
     }
     drop(conn);
+    // A crash here leaves committed outbox rows that any process's relay publishes.
+    enconvert_config::failpoint("api.after_commit");
     state.relay_wake.notify_one();
     tracing::info!(batch.id = %batch.id, urls = jobs.len(), endpoint = request.endpoint.as_str(), sync, "batch accepted");
 

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod proxy;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -113,6 +113,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         max_body_bytes: settings.api.max_body_bytes,
         sync_timeout: settings.api.sync_timeout,
         discovery_wait: settings.api.discovery_wait,
+        finished: enconvert_db::finished::Listener::start(
+            settings.database_url.expose_secret().to_string(),
+            cancel.clone(),
+        ),
     };
 
     let amqp = AmqpConfig {

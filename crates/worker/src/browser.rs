@@ -196,8 +196,7 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     loop {
         let (finished, prepare_one) = {
             let mut state = pool.lock();
-            while state.finished.is_empty() && (state.retired || state.ready.len() >= pool.target)
-            {
+            while state.finished.is_empty() && (state.retired || state.ready.len() >= pool.target) {
                 let (s, timeout) = pool
                     .changed
                     .wait_timeout(state, Duration::from_secs(1))
@@ -325,7 +324,10 @@ impl Chrome {
             target: self.ready_pages,
         });
         for (name, run) in [
-            ("chromium-pages", keeper as fn(Weak<Browser>, Arc<Tab>, Arc<Pool>)),
+            (
+                "chromium-pages",
+                keeper as fn(Weak<Browser>, Arc<Tab>, Arc<Pool>),
+            ),
             ("chromium-pump", pump),
         ] {
             let (weak, control, pool) = (Arc::downgrade(&browser), control.clone(), pool.clone());

@@ -242,7 +242,11 @@ impl Worker {
         .await
     }
 
-    async fn render_job(&self, work: &RenderJob, priority: Priority) -> anyhow::Result<Disposition> {
+    async fn render_job(
+        &self,
+        work: &RenderJob,
+        priority: Priority,
+    ) -> anyhow::Result<Disposition> {
         let _permit = self.slots.acquire(priority).await;
         // The lease outlives the render's own deadline, so a live worker never loses its job.
         let lease_until =

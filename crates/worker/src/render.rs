@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use enconvert_domain::request::{Band, ImageFormat, OutputKind, RenderOptions};
 use headless_chrome::Tab;
-use headless_chrome::protocol::cdp::{Emulation, Network, Page as CdpPage};
 use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::{Emulation, Network, Page as CdpPage};
 use headless_chrome::types::PrintToPdfOptions;
 
 use crate::browser::{Handle, Page, set_metrics};

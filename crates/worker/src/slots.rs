@@ -83,7 +83,9 @@ impl Slots {
                 };
                 if free {
                     state.in_use += 1;
-                    return Permit { slots: self.clone() };
+                    return Permit {
+                        slots: self.clone(),
+                    };
                 }
             }
             freed.await;

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(shell if mkdir -p /var/cache/enconvert-target 2>/dev/null && test -w /var/cache/enconvert-target; then echo /var/cache/enconvert-target; else echo $(CURDIR)/target; fi)
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: run test check fmt clippy purity deps build validate-deploy
+.PHONY: run test check fmt clippy purity deps build validate-deploy bench
 
 ## Install what is missing (Chromium, poppler), start PostgreSQL and RabbitMQ if down.
 deps:
@@ -26,6 +26,11 @@ test: deps
 	else \
 		cargo test --workspace --no-fail-fast -- --test-threads 4; \
 	fi
+
+## Throughput, latency and memory figures on the project's own page corpus, next to a
+## reference renderer (not part of `make test`; see docs/performance.md).
+bench: deps
+	@bench/run.sh
 
 ## Formatting, lints, and the purity of the domain crate.
 check: fmt clippy purity validate-deploy

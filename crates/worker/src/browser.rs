@@ -57,6 +57,8 @@ struct PoolState {
     ready: VecDeque<Page>,
     /// Finished pages to close (tab and context).
     finished: Vec<Page>,
+    /// Pages being prepared now.
+    preparing: usize,
     /// Jobs holding a page of this browser now.
     active: usize,
     /// The browser was replaced: prepare nothing more.
@@ -182,21 +184,31 @@ pub fn set_metrics(tab: &Tab, width: u32, height: u32, scale: f64) -> anyhow::Re
     .map(drop)
 }
 
+/// Disposes the page's context, which closes its tab and drops its cookies, storage and cache.
 fn close(control: &Tab, page: Page) {
-    let _ = page.tab.close(false);
     if let Err(e) = control.call_method(Target::DisposeBrowserContext {
         browser_context_id: page.context_id,
     }) {
         tracing::debug!(error = %e, "could not dispose a browser context");
+        let _ = page.tab.close(false);
     }
 }
 
-/// Closes finished pages and keeps `target` pages ready, until the browser is gone.
+/// Closes finished pages and keeps `target` pages ready, until the browser is gone. Pages are
+/// prepared on threads of their own: each waits on headless_chrome's 100 ms polls, so several
+/// at once keep up with several jobs at once.
 fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     loop {
-        let (finished, prepare_one) = {
+        let (finished, to_prepare) = {
             let mut state = pool.lock();
-            while state.finished.is_empty() && (state.retired || state.ready.len() >= pool.target) {
+            let wanted = |s: &PoolState| {
+                if s.retired {
+                    0
+                } else {
+                    pool.target.saturating_sub(s.ready.len() + s.preparing)
+                }
+            };
+            while state.finished.is_empty() && wanted(&state) == 0 {
                 let (s, timeout) = pool
                     .changed
                     .wait_timeout(state, Duration::from_secs(1))
@@ -206,28 +218,42 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                     return;
                 }
             }
-            (
-                std::mem::take(&mut state.finished),
-                !state.retired && state.ready.len() < pool.target,
-            )
+            let n = wanted(&state);
+            state.preparing += n;
+            (std::mem::take(&mut state.finished), n)
         };
-        let Some(b) = browser.upgrade() else { return };
+        if browser.strong_count() == 0 {
+            return;
+        }
+        for _ in 0..to_prepare {
+            let (weak, ctl, shared) = (browser.clone(), control.clone(), pool.clone());
+            let spawned = std::thread::Builder::new()
+                .name("chromium-prepare".to_string())
+                .spawn(move || {
+                    let page = weak.upgrade().map(|b| prepare(&b, &ctl));
+                    let pool = shared;
+                    let mut state = pool.lock();
+                    state.preparing -= 1;
+                    match page {
+                        Some(Ok(page)) if !state.retired => state.ready.push_back(page),
+                        Some(Ok(_)) | None => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "could not prepare a page");
+                            drop(state);
+                            // Not at once again: the keeper retries after this pause.
+                            std::thread::sleep(Duration::from_millis(500));
+                            state = pool.lock();
+                        }
+                    }
+                    pool.changed.notify_all();
+                    drop(state);
+                });
+            if spawned.is_err() {
+                pool.lock().preparing -= 1;
+            }
+        }
         for page in finished {
             close(&control, page);
-        }
-        if prepare_one {
-            match prepare(&b, &control) {
-                Ok(page) => {
-                    let mut state = pool.lock();
-                    state.ready.push_back(page);
-                    pool.changed.notify_all();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not prepare a page");
-                    drop(b);
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
         }
     }
 }

@@ -40,10 +40,6 @@ const RECYCLE_AFTER: u64 = 500;
 /// The viewport a ready page is prepared with (the API's default).
 pub const DEFAULT_VIEWPORT: (u32, u32) = (1920, 1080);
 
-/// While a job runs, the pump makes a cheap call this often, so the websocket reader wakes up
-/// (and lets the jobs' calls through) at least this often.
-const PUMP_EVERY: Duration = Duration::from_millis(5);
-
 /// A page of its own browser context, ready for one job.
 pub struct Page {
     pub tab: Arc<Tab>,
@@ -155,7 +151,14 @@ fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
             report_direct_socket_traffic: None,
             enable_durable_messages: None,
         })
-        .and_then(|_| set_metrics(&page.tab, DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0));
+        .and_then(|_| set_metrics(&page.tab, DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0))
+        // A tab of a new context opens in the background, where Chromium throttles timers and
+        // defers frames: pages would wait for their first frame (and fonts.ready) far longer.
+        .and_then(|_| {
+            page.tab
+                .call_method(Emulation::SetFocusEmulationEnabled { enabled: true })
+                .map(drop)
+        });
     if let Err(e) = setup {
         close(control, page);
         return Err(e);
@@ -258,13 +261,25 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     }
 }
 
-/// While jobs hold pages, makes a cheap browser call every [`PUMP_EVERY`], so the websocket
-/// reader returns often and the jobs' calls do not wait for its 100 ms read timeout.
-fn pump(browser: Weak<Browser>, _control: Arc<Tab>, pool: Arc<Pool>) {
+/// While jobs hold pages, the control tab logs to the console every few milliseconds, so the
+/// websocket reader receives a steady stream of small messages: it returns from each read and
+/// the jobs' calls get the connection's lock, instead of waiting for its 100 ms read timeout.
+/// (Calls from our side would not do: they wait for the same lock.)
+fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
+    const START: &str = "window.__tick = window.__tick || setInterval(() => console.debug(''), 3)";
+    const STOP: &str = "clearInterval(window.__tick); window.__tick = 0";
+    if control
+        .call_method(Emulation::SetFocusEmulationEnabled { enabled: true })
+        .and_then(|_| control.enable_runtime().map(drop))
+        .is_err()
+    {
+        return;
+    }
+    let mut ticking = false;
     loop {
         {
             let mut state = pool.lock();
-            while state.active == 0 {
+            while (state.active > 0) == ticking {
                 let (s, timeout) = pool
                     .changed
                     .wait_timeout(state, Duration::from_secs(1))
@@ -274,13 +289,17 @@ fn pump(browser: Weak<Browser>, _control: Arc<Tab>, pool: Arc<Pool>) {
                     return;
                 }
             }
+            ticking = state.active > 0;
         }
-        let Some(b) = browser.upgrade() else { return };
-        if b.get_version().is_err() {
+        if browser.strong_count() == 0 {
             return;
         }
-        drop(b);
-        std::thread::sleep(PUMP_EVERY);
+        if control
+            .evaluate(if ticking { START } else { STOP }, false)
+            .is_err()
+        {
+            return;
+        }
     }
 }
 

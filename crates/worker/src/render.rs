@@ -477,6 +477,9 @@ fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         margin_right: Some(inch(p.margin_right_mm)),
         header_template: has_bands.then(|| band_template(p.header.as_ref())),
         footer_template: has_bands.then(|| band_template(p.footer.as_ref())),
+        // Chromium tags PDFs by default now, which costs seconds on long pages (the structure
+        // tree of a 1500-row table); the file looks the same and its text extracts the same.
+        generate_tagged_pdf: Some(false),
         ..PrintToPdfOptions::default()
     };
     if p.single_page {

@@ -310,10 +310,11 @@ fn render_in(
         wait_event(&watched, &loader, "load", deadline)?;
     }
 
-    // One round trip: web fonts in use are there, and the document's HTTP status.
+    // One round trip: web fonts in use are there, and the document's HTTP status. (Awaiting
+    // `fonts.ready` when nothing is loading still waits for a frame, some 200 ms.)
     let status = eval_f64(
         &tab,
-        "document.fonts.ready.then(() => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; })",
+        "(() => { const status = () => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; }; return document.fonts.status === 'loaded' ? status() : document.fonts.ready.then(status); })()",
         true,
     )?;
     if o.fail_on_http_error && status >= 400.0 {
@@ -340,7 +341,10 @@ fn render_in(
     }
     if o.wait_for_selector.is_some() || o.enable_scroll {
         // Content that appeared since may use fonts not loaded yet.
-        let _ = tab.evaluate("document.fonts.ready.then(() => true)", true);
+        let _ = tab.evaluate(
+            "document.fonts.status === 'loaded' || document.fonts.ready.then(() => true)",
+            true,
+        );
     }
     if !network_quiet.is_zero() {
         wait_network_quiet(&watched, network_quiet, deadline);

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(shell if mkdir -p /var/cache/enconvert-target 2>/dev/null && test -w /var/cache/enconvert-target; then echo /var/cache/enconvert-target; else echo $(CURDIR)/target; fi)
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: run test test-faults check fmt clippy purity deps build validate-deploy clean-test-data
+.PHONY: run test test-faults check fmt clippy purity deps build validate-deploy clean-test-data bench
 
 ## Install what is missing (Chromium, poppler), start PostgreSQL and RabbitMQ if down.
 deps:
@@ -43,6 +43,11 @@ test-faults: deps
 ## Drop the databases and vhosts that failed tests left behind (not while tests run).
 clean-test-data:
 	@scripts/clean-test-data.sh
+
+## Throughput, latency and memory figures on the project's own page corpus, next to a
+## reference renderer (not part of `make test`; see docs/performance.md).
+bench: deps
+	@bench/run.sh
 
 ## Formatting, lints, the purity of the domain crate and the CLI's independence.
 check: fmt clippy purity validate-deploy

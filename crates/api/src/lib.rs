@@ -122,6 +122,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         session_ttl: settings.api.session_ttl,
         secure_cookies: settings.api.secure_cookies,
         ready: ready.clone(),
+        finished: enconvert_db::finished::Listener::start(
+            settings.database_url.expose_secret().to_string(),
+            cancel.clone(),
+        ),
     };
 
     let amqp = AmqpConfig {

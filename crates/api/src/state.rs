@@ -20,6 +20,8 @@ pub struct AppState {
     pub allow_private: AllowList,
     pub max_body_bytes: usize,
     pub sync_timeout: Duration,
+    /// Finished sync jobs, announced by PostgreSQL `NOTIFY`.
+    pub finished: enconvert_db::finished::Listener,
     /// How long a website submit waits for discovery before answering without the counts.
     pub discovery_wait: Duration,
     /// How long a dashboard sign-in lasts.

@@ -41,6 +41,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_CHROMIUM_PATH", "/usr/bin/chromium"),
     ("ENCONVERT_WORKER_CONCURRENCY", "4"),
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
+    ("ENCONVERT_NETWORK_QUIET_MS", "0"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
     ("ENCONVERT_RETENTION_SWEEP_SECS", "300"),
     ("ENCONVERT_DISCOVERY_BUDGET_SECS", "60"),
@@ -117,6 +118,9 @@ pub struct WorkerSettings {
     pub chromium_path: PathBuf,
     pub concurrency: usize,
     pub render_timeout: Duration,
+    /// After `load` and web fonts, wait until the page made no network request for this long
+    /// (bounded by a short budget); zero skips the wait.
+    pub network_quiet: Duration,
     /// How often the worker deletes files past their plan's retention.
     pub retention_sweep: Duration,
     /// The most time one website discovery may take; what was found by then is rendered.
@@ -252,6 +256,7 @@ impl Settings {
                 chromium_path: parsed("ENCONVERT_CHROMIUM_PATH")?,
                 concurrency: positive("ENCONVERT_WORKER_CONCURRENCY")? as usize,
                 render_timeout: Duration::from_secs(positive("ENCONVERT_RENDER_TIMEOUT_SECS")?),
+                network_quiet: Duration::from_millis(parsed("ENCONVERT_NETWORK_QUIET_MS")?),
                 retention_sweep: Duration::from_secs(positive("ENCONVERT_RETENTION_SWEEP_SECS")?),
                 discovery_budget: Duration::from_secs(positive("ENCONVERT_DISCOVERY_BUDGET_SECS")?),
             },

@@ -149,6 +149,10 @@ where
                 batch_done,
             };
             outbox::insert(conn, &announce(&finished)).await?;
+            if !finished.batch.is_async {
+                // A sync request waits on the line for this job: wake it when this commits.
+                crate::finished::notify(conn, finished.job.id).await?;
+            }
             Ok(Some(finished))
         }
         .scope_boxed()

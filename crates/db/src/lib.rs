@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod batches;
+pub mod finished;
 pub mod jobs;
 pub mod keys;
 pub mod limits;

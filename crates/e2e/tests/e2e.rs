@@ -1447,3 +1447,99 @@ async fn processes_reconnect_after_rabbitmq_closes_their_connections() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sync_call_is_served_before_a_large_batch() {
+    // Two render slots, both taken by a batch of slow pages; a sync call made then must not
+    // wait for them (it has a slot of its own and goes first), and finishes long before the
+    // batch does.
+    let stack = Stack::start(StackOptions {
+        concurrency: 2,
+        ..Default::default()
+    })
+    .await;
+    let site = HttpPeer::start().await;
+    site.route(
+        "/slow",
+        vec![Reply::html(&page("SLOW-BATCH")).with_delay(Duration::from_secs(8))],
+    );
+    site.route("/quick", vec![Reply::html(&page("QUICK-SYNC"))]);
+    let project = stack.project("pro", "owner@example.com").await;
+    let urls: Vec<String> = (0..6).map(|i| site.url(&format!("/slow?i={i}"))).collect();
+    let resp = stack
+        .post(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": urls, "async_mode": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let batch_id = resp.json::<Value>().await.unwrap()["batch_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Every regular slot is busy with the batch.
+    assert_eq!(site.wait_for("/slow", 2, WAIT).await.len(), 2);
+
+    let resp = stack
+        .post(
+            &project.private_key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/quick"), "job_id": "sync-first", "direct_download": true}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let pdf = resp.bytes().await.unwrap();
+    assert!(pdf_text(&pdf).contains("QUICK-SYNC"));
+    let batch_now: Value = stack
+        .get(
+            &project.private_key,
+            &format!("/v1/convert/batch/{batch_id}"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(batch_now["status"], "processing", "{batch_now}");
+
+    let done = stack
+        .wait_batch(&project.private_key, &batch_id, Duration::from_secs(240))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    let mut conn = stack.db.conn().await.unwrap();
+    let sync = enconvert_db::batches::find_job(&mut conn, project.id, "sync-first")
+        .await
+        .unwrap()
+        .unwrap();
+    let batch_jobs = enconvert_db::batches::jobs_of(&mut conn, batch_id.parse().unwrap())
+        .await
+        .unwrap();
+    let batch = enconvert_db::batches::get(&mut conn, batch_id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let sync_started = sync.started_at.unwrap();
+    let sync_finished = sync.finished_at.unwrap();
+    let first_batch_finish = batch_jobs
+        .iter()
+        .map(|j| j.finished_at.unwrap())
+        .min()
+        .unwrap();
+    // The sync job did not wait for a batch job to free a slot...
+    assert!(
+        sync_started < first_batch_finish,
+        "sync started {sync_started}, first batch job finished {first_batch_finish}"
+    );
+    // ...and was done before the batch.
+    assert!(sync_finished < batch.completed_at.unwrap());
+    let started_after_sync = batch_jobs
+        .iter()
+        .filter(|j| j.started_at.unwrap() > sync_started)
+        .count();
+    assert_eq!(
+        started_after_sync, 4,
+        "only the two batch jobs in flight started before the sync job"
+    );
+    stack.stop().await;
+}

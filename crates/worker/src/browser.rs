@@ -1,11 +1,21 @@
 //! One warm Chromium per worker, relaunched when it dies and recycled after a number of jobs.
+//!
+//! headless_chrome makes a tab slowly (`new_tab` polls for the new target every 100 ms, then
+//! attaches and enables domains), and its websocket reader holds the connection's lock while it
+//! waits up to 100 ms for a message, so a call on a quiet connection can wait that long. The
+//! browser therefore keeps a pool of ready pages (a fresh browser context with one tab, its
+//! network domain and default viewport set) prepared ahead of need by a background thread, which
+//! also closes finished pages off the jobs' path; and while jobs run, a pump keeps messages
+//! flowing so no call waits for the reader's timeout.
 
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
+use headless_chrome::protocol::cdp::{Emulation, Network, Target};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
 /// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
@@ -27,9 +37,50 @@ pub const FLAGS: &[&str] = &[
 /// Jobs one browser renders before it is replaced, bounding leaks in long runs.
 const RECYCLE_AFTER: u64 = 500;
 
+/// The viewport a ready page is prepared with (the API's default).
+pub const DEFAULT_VIEWPORT: (u32, u32) = (1920, 1080);
+
+/// A page of its own browser context, ready for one job.
+pub struct Page {
+    pub tab: Arc<Tab>,
+    context_id: String,
+    /// The device metrics the tab has now: width, height, scale factor.
+    pub metrics: (u32, u32, f64),
+}
+
+#[derive(Default)]
+struct PoolState {
+    ready: VecDeque<Page>,
+    /// Finished pages to close (tab and context).
+    finished: Vec<Page>,
+    /// Pages being prepared now.
+    preparing: usize,
+    /// Jobs holding a page of this browser now.
+    active: usize,
+    /// The browser was replaced: prepare nothing more.
+    retired: bool,
+}
+
+/// The ready and finished pages of one browser, shared with its background threads.
+struct Pool {
+    state: Mutex<PoolState>,
+    changed: Condvar,
+    /// Ready pages to keep.
+    target: usize,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 struct Slot {
     browser: Arc<Browser>,
     control: Arc<Tab>,
+    pool: Arc<Pool>,
     jobs: u64,
 }
 
@@ -39,19 +90,234 @@ struct Slot {
 pub struct Handle {
     pub browser: Arc<Browser>,
     pub control: Arc<Tab>,
+    pool: Arc<Pool>,
+}
+
+impl Handle {
+    /// A ready page (made now if the pool is empty). Give it back with [`Handle::release`].
+    pub fn page(&self) -> anyhow::Result<Page> {
+        let ready = {
+            let mut state = self.pool.lock();
+            state.active += 1;
+            let page = state.ready.pop_front();
+            self.pool.changed.notify_all();
+            page
+        };
+        match ready {
+            Some(page) => Ok(page),
+            None => prepare(&self.browser, &self.control).inspect_err(|_| self.done()),
+        }
+    }
+
+    /// Hands a finished page to the background thread, which closes its tab and disposes its
+    /// context (with its cookies, storage and cache).
+    pub fn release(&self, page: Page) {
+        let mut state = self.pool.lock();
+        state.finished.push(page);
+        state.active = state.active.saturating_sub(1);
+        self.pool.changed.notify_all();
+    }
+
+    fn done(&self) {
+        let mut state = self.pool.lock();
+        state.active = state.active.saturating_sub(1);
+    }
+}
+
+/// A fresh context with one tab, network events on and the default viewport set.
+fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
+    let context = browser.new_context()?;
+    let context_id = context.get_id().to_string();
+    let tab = match context.new_tab() {
+        Ok(tab) => tab,
+        Err(e) => {
+            let _ = control.call_method(Target::DisposeBrowserContext {
+                browser_context_id: context_id,
+            });
+            return Err(e);
+        }
+    };
+    let page = Page {
+        tab,
+        context_id,
+        metrics: (DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0),
+    };
+    let setup = page
+        .tab
+        .call_method(Network::Enable {
+            max_total_buffer_size: None,
+            max_resource_buffer_size: None,
+            max_post_data_size: None,
+            report_direct_socket_traffic: None,
+            enable_durable_messages: None,
+        })
+        .and_then(|_| set_metrics(&page.tab, DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0))
+        // A tab of a new context opens in the background, where Chromium throttles timers and
+        // defers frames: pages would wait for their first frame (and fonts.ready) far longer.
+        .and_then(|_| {
+            page.tab
+                .call_method(Emulation::SetFocusEmulationEnabled { enabled: true })
+                .map(drop)
+        });
+    if let Err(e) = setup {
+        close(control, page);
+        return Err(e);
+    }
+    Ok(page)
+}
+
+/// Sets the tab's viewport and device scale factor.
+pub fn set_metrics(tab: &Tab, width: u32, height: u32, scale: f64) -> anyhow::Result<()> {
+    tab.call_method(Emulation::SetDeviceMetricsOverride {
+        width,
+        height,
+        device_scale_factor: scale,
+        mobile: false,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    })
+    .map(drop)
+}
+
+/// Disposes the page's context, which closes its tab and drops its cookies, storage and cache.
+fn close(control: &Tab, page: Page) {
+    if let Err(e) = control.call_method(Target::DisposeBrowserContext {
+        browser_context_id: page.context_id,
+    }) {
+        tracing::debug!(error = %e, "could not dispose a browser context");
+        let _ = page.tab.close(false);
+    }
+}
+
+/// Closes finished pages and keeps `target` pages ready, until the browser is gone. Pages are
+/// prepared on threads of their own: each waits on headless_chrome's 100 ms polls, so several
+/// at once keep up with several jobs at once.
+fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
+    loop {
+        let (finished, to_prepare) = {
+            let mut state = pool.lock();
+            let wanted = |s: &PoolState| {
+                if s.retired {
+                    0
+                } else {
+                    pool.target.saturating_sub(s.ready.len() + s.preparing)
+                }
+            };
+            while state.finished.is_empty() && wanted(&state) == 0 {
+                let (s, timeout) = pool
+                    .changed
+                    .wait_timeout(state, Duration::from_secs(1))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state = s;
+                if timeout.timed_out() && browser.strong_count() == 0 {
+                    return;
+                }
+            }
+            let n = wanted(&state);
+            state.preparing += n;
+            (std::mem::take(&mut state.finished), n)
+        };
+        if browser.strong_count() == 0 {
+            return;
+        }
+        for _ in 0..to_prepare {
+            let (weak, ctl, shared) = (browser.clone(), control.clone(), pool.clone());
+            let spawned = std::thread::Builder::new()
+                .name("chromium-prepare".to_string())
+                .spawn(move || {
+                    let page = weak.upgrade().map(|b| prepare(&b, &ctl));
+                    let pool = shared;
+                    let mut state = pool.lock();
+                    state.preparing -= 1;
+                    match page {
+                        Some(Ok(page)) if !state.retired => state.ready.push_back(page),
+                        Some(Ok(_)) | None => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "could not prepare a page");
+                            drop(state);
+                            // Not at once again: the keeper retries after this pause.
+                            std::thread::sleep(Duration::from_millis(500));
+                            state = pool.lock();
+                        }
+                    }
+                    pool.changed.notify_all();
+                    drop(state);
+                });
+            if spawned.is_err() {
+                pool.lock().preparing -= 1;
+            }
+        }
+        for page in finished {
+            close(&control, page);
+        }
+    }
+}
+
+/// While jobs hold pages, the control tab logs to the console every few milliseconds, so the
+/// websocket reader receives a steady stream of small messages: it returns from each read and
+/// the jobs' calls get the connection's lock, instead of waiting for its 100 ms read timeout.
+/// (Calls from our side would not do: they wait for the same lock.)
+fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
+    const START: &str = "window.__tick = window.__tick || setInterval(() => console.debug(''), 3)";
+    const STOP: &str = "clearInterval(window.__tick); window.__tick = 0";
+    if control
+        .call_method(Emulation::SetFocusEmulationEnabled { enabled: true })
+        .and_then(|_| control.enable_runtime().map(drop))
+        .is_err()
+    {
+        return;
+    }
+    let mut ticking = false;
+    loop {
+        {
+            let mut state = pool.lock();
+            while (state.active > 0) == ticking {
+                let (s, timeout) = pool
+                    .changed
+                    .wait_timeout(state, Duration::from_secs(1))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state = s;
+                if timeout.timed_out() && browser.strong_count() == 0 {
+                    return;
+                }
+            }
+            ticking = state.active > 0;
+        }
+        if browser.strong_count() == 0 {
+            return;
+        }
+        if control
+            .evaluate(if ticking { START } else { STOP }, false)
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// A shared, lazily (re)launched browser.
 #[derive(Clone)]
 pub struct Chrome {
     path: PathBuf,
+    /// Ready pages to keep per browser.
+    ready_pages: usize,
     slot: Arc<Mutex<Option<Slot>>>,
 }
 
 impl Chrome {
-    pub fn new(path: PathBuf) -> Self {
+    /// `ready_pages`: pages kept prepared ahead of need (the worker's concurrency).
+    pub fn new(path: PathBuf, ready_pages: usize) -> Self {
         Chrome {
             path,
+            ready_pages: ready_pages.max(1),
             slot: Arc::new(Mutex::new(None)),
         }
     }
@@ -65,7 +331,7 @@ impl Chrome {
             args,
             // Our own waits bound every job; a quiet browser is not a dead one.
             idle_browser_timeout: Duration::from_secs(24 * 3600),
-            window_size: Some((1920, 1080)),
+            window_size: Some((DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1)),
             ..LaunchOptions::default()
         };
         let browser = Browser::new(options)
@@ -87,22 +353,47 @@ impl Chrome {
                 return Ok(Handle {
                     browser: s.browser.clone(),
                     control: s.control.clone(),
+                    pool: s.pool.clone(),
                 });
             }
             tracing::info!(jobs = s.jobs, "recycling Chromium");
             enconvert_metrics::browser_restarted("recycled");
+            retire(&s.pool);
         }
         // The old browser (if any) is killed when the last job holding it drops its handle.
         let browser = Arc::new(self.launch()?);
         let control = browser
             .new_tab()
             .context("failed to open the control tab")?;
+        let pool = Arc::new(Pool {
+            state: Mutex::new(PoolState::default()),
+            changed: Condvar::new(),
+            target: self.ready_pages,
+        });
+        for (name, run) in [
+            (
+                "chromium-pages",
+                keeper as fn(Weak<Browser>, Arc<Tab>, Arc<Pool>),
+            ),
+            ("chromium-pump", pump),
+        ] {
+            let (weak, control, pool) = (Arc::downgrade(&browser), control.clone(), pool.clone());
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || run(weak, control, pool))
+                .context("failed to start a browser thread")?;
+        }
         *slot = Some(Slot {
             browser: browser.clone(),
             control: control.clone(),
+            pool: pool.clone(),
             jobs: 1,
         });
-        Ok(Handle { browser, control })
+        Ok(Handle {
+            browser,
+            control,
+            pool,
+        })
     }
 
     /// Forgets a browser that failed, so the next job launches a fresh one.
@@ -114,7 +405,9 @@ impl Chrome {
         {
             tracing::warn!("discarding a failed Chromium");
             enconvert_metrics::browser_restarted("failed");
-            *slot = None;
+            if let Some(s) = slot.take() {
+                retire(&s.pool);
+            }
         }
     }
 
@@ -122,4 +415,12 @@ impl Chrome {
     pub fn warm_up(&self) -> anyhow::Result<()> {
         self.get().map(drop)
     }
+}
+
+/// Stops preparing pages for a replaced browser; those ready die with it.
+fn retire(pool: &Pool) {
+    let mut state = pool.lock();
+    state.retired = true;
+    state.ready.clear();
+    pool.changed.notify_all();
 }

@@ -7,6 +7,7 @@ mod discover;
 mod reconcile;
 pub mod render;
 mod retention;
+mod slots;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,13 +26,14 @@ use enconvert_queue::consumer::{self, Disposition, Handler, Incoming, Subscripti
 use enconvert_queue::{AmqpConfig, messages, topology};
 use enconvert_storage::Storage;
 use secrecy::ExposeSecret;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::browser::Chrome;
 use crate::render::{RenderError, TabSlot};
+use crate::slots::{Priority, Slots};
 
 /// One request of a website discovery may take this long.
 const DISCOVERY_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -44,10 +46,12 @@ pub(crate) struct Worker {
     db: Db,
     storage: Storage,
     chrome: Chrome,
-    slots: Arc<Semaphore>,
+    /// Render slots; sync jobs go first and may use one beyond the concurrency.
+    slots: Arc<Slots>,
     relay_wake: Arc<Notify>,
     env: String,
     render_timeout: Duration,
+    network_quiet: Duration,
     /// The guarded HTTP client of website discovery.
     egress: enconvert_egress::Egress,
     discovery: discover::Limits,
@@ -77,7 +81,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     )
     .context("failed to open the file store")?;
     enconvert_metrics::init()?;
-    let chrome = Chrome::new(settings.worker.chromium_path.clone());
+    let chrome = Chrome::new(
+        settings.worker.chromium_path.clone(),
+        settings.worker.concurrency,
+    );
     {
         let chrome = chrome.clone();
         tokio::task::spawn_blocking(move || chrome.warm_up())
@@ -90,10 +97,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         db: db.clone(),
         storage,
         chrome,
-        slots: Arc::new(Semaphore::new(concurrency)),
+        slots: Slots::new(concurrency),
         relay_wake: relay_wake.clone(),
         env: settings.env.clone(),
         render_timeout: settings.worker.render_timeout,
+        network_quiet: settings.worker.network_quiet,
         egress: enconvert_egress::Egress::new(
             settings.allow_private.clone(),
             DISCOVERY_REQUEST_TIMEOUT,
@@ -124,11 +132,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         )?),
         None => None,
     };
-    let handler: Handler = {
+    let render_handler = |priority: Priority| -> Handler {
         let worker = worker.clone();
         Arc::new(move |msg: Incoming| {
             let worker = worker.clone();
-            Box::pin(async move { worker.handle_render(msg).await })
+            Box::pin(async move { worker.handle_render(msg, priority).await })
         })
     };
     let archive_handler: Handler = {
@@ -152,11 +160,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         },
         Subscription {
             queue: topology::RENDER_SYNC.to_string(),
-            handler: handler.clone(),
+            handler: render_handler(Priority::Sync),
         },
         Subscription {
             queue: topology::RENDER_BATCH.to_string(),
-            handler,
+            handler: render_handler(Priority::Batch),
         },
         Subscription {
             queue: topology::ARCHIVE.to_string(),
@@ -195,7 +203,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
 }
 
 impl Worker {
-    async fn handle_render(&self, msg: Incoming) -> Disposition {
+    async fn handle_render(&self, msg: Incoming, priority: Priority) -> Disposition {
         let Ok(work) = serde_json::from_slice::<RenderJob>(&msg.data) else {
             tracing::error!("unreadable render message, dead-lettering it");
             return Disposition::DeadLetter;
@@ -204,7 +212,7 @@ impl Worker {
         enconvert_config::failpoint("worker.render");
         let span = tracing::info_span!("render", batch.id = %work.batch_id, job.id = %work.job_id);
         async {
-            match self.render_job(&work).await {
+            match self.render_job(&work, priority).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = ?e, "render job interrupted; it will be delivered again");
@@ -259,8 +267,12 @@ impl Worker {
         .await
     }
 
-    async fn render_job(&self, work: &RenderJob) -> anyhow::Result<Disposition> {
-        let _permit = self.slots.acquire().await?;
+    async fn render_job(
+        &self,
+        work: &RenderJob,
+        priority: Priority,
+    ) -> anyhow::Result<Disposition> {
+        let _permit = self.slots.acquire(priority).await;
         // The lease outlives the render's own deadline, so a live worker never loses its job.
         let lease_until =
             Utc::now() + chrono::Duration::from_std(self.render_timeout + Duration::from_secs(30))?;
@@ -323,11 +335,12 @@ impl Worker {
         let slot: TabSlot = Arc::new(Mutex::new(None));
         let chrome = self.chrome.clone();
         let (url_owned, opts, slot2) = (url.to_string(), options.clone(), slot.clone());
+        let quiet = self.network_quiet;
         let task = tokio::task::spawn_blocking(move || {
             let browser = chrome
                 .get()
                 .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
-            let result = render::render(&browser, &url_owned, &opts, deadline, &slot2);
+            let result = render::render(&browser, &url_owned, &opts, quiet, deadline, &slot2);
             if matches!(result, Err(RenderError::Browser(_))) {
                 chrome.discard(&browser);
             }

@@ -1,15 +1,17 @@
 //! Rendering one page to a PDF or an image (blocking: runs on a blocking thread).
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use enconvert_domain::request::{Band, ImageFormat, OutputKind, RenderOptions};
 use headless_chrome::Tab;
-use headless_chrome::protocol::cdp::{Emulation, Network, Page, Target};
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::{Emulation, Network, Page as CdpPage};
 use headless_chrome::types::PrintToPdfOptions;
 
-use crate::browser::Handle;
+use crate::browser::{Handle, Page, set_metrics};
 
 /// Why a render did not produce a file.
 #[derive(Debug, thiserror::Error)]
@@ -120,31 +122,75 @@ const GRAYSCALE_JS: &str = r#"(() => {
   return true;
 })()"#;
 
-/// Renders `url` with `options`; the tab and its browser context are closed afterwards.
+/// What the page's events told so far (filled by a listener on the tab's event thread).
+#[derive(Default)]
+struct Watch {
+    /// Lifecycle events seen: (loader id, name).
+    lifecycle: HashSet<(String, String)>,
+    /// Network requests started and not yet finished or failed.
+    in_flight: HashSet<String>,
+    /// When a request last started or ended.
+    last_activity: Option<Instant>,
+}
+
+type Watched = Arc<(Mutex<Watch>, Condvar)>;
+
+fn watch(tab: &Tab) -> Result<Watched> {
+    let watched: Watched = Arc::new((Mutex::new(Watch::default()), Condvar::new()));
+    let w = watched.clone();
+    tab.add_event_listener(Arc::new(move |event: &Event| {
+        let (lock, changed) = &*w;
+        let Ok(mut state) = lock.lock() else { return };
+        match event {
+            Event::PageLifecycleEvent(e) => {
+                state
+                    .lifecycle
+                    .insert((e.params.loader_id.clone(), e.params.name.clone()));
+            }
+            Event::NetworkRequestWillBeSent(e) => {
+                state.in_flight.insert(e.params.request_id.clone());
+                state.last_activity = Some(Instant::now());
+            }
+            Event::NetworkLoadingFinished(e) => {
+                state.in_flight.remove(&e.params.request_id);
+                state.last_activity = Some(Instant::now());
+            }
+            Event::NetworkLoadingFailed(e) => {
+                state.in_flight.remove(&e.params.request_id);
+                state.last_activity = Some(Instant::now());
+            }
+            _ => return,
+        }
+        changed.notify_all();
+    }))
+    .map_err(browser_err)?;
+    Ok(watched)
+}
+
+/// How long the optional network-quiet wait may take at most.
+const NETWORK_QUIET_BUDGET: Duration = Duration::from_secs(2);
+
+/// Renders `url` with `options` on a ready page of its own browser context; the page (tab
+/// and context) is closed afterwards.
 pub fn render(
     browser: &Handle,
     url: &str,
     options: &RenderOptions,
+    network_quiet: Duration,
     deadline: Instant,
     slot: &TabSlot,
 ) -> Result<Vec<u8>> {
-    let context = browser.browser.new_context().map_err(browser_err)?;
-    let context_id = context.get_id().to_string();
-    let tab = context.new_tab().map_err(browser_err)?;
+    let mut page = browser
+        .page()
+        .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
     if let Ok(mut s) = slot.lock() {
-        *s = Some(tab.clone());
+        *s = Some(page.tab.clone());
     }
-    let result = render_in(&tab, url, options, deadline);
-    let _ = tab.close(false);
-    // Disposing the context drops its cookies, storage and cache with it.
-    if let Err(e) = browser.control.call_method(Target::DisposeBrowserContext {
-        browser_context_id: context_id,
-    }) {
-        tracing::warn!(error = %e, "could not dispose a browser context");
-    }
+    let result = render_in(&mut page, url, options, network_quiet, deadline);
     if let Ok(mut s) = slot.lock() {
         *s = None;
     }
+    browser.release(page);
     result
 }
 
@@ -155,29 +201,25 @@ fn remaining(deadline: Instant) -> Result<Duration> {
         .ok_or_else(|| RenderError::Target("Page load timeout".to_string()))
 }
 
-fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Result<Vec<u8>> {
+fn render_in(
+    page: &mut Page,
+    url: &str,
+    o: &RenderOptions,
+    network_quiet: Duration,
+    deadline: Instant,
+) -> Result<Vec<u8>> {
+    let tab = page.tab.clone();
     tab.set_default_timeout(remaining(deadline)?);
-    tab.call_method(Emulation::SetDeviceMetricsOverride {
-        width: o.viewport_width,
-        height: o.viewport_height,
-        device_scale_factor: if o.kind == OutputKind::Screenshot {
-            o.screenshot.device_scale_factor
-        } else {
-            1.0
-        },
-        mobile: false,
-        scale: None,
-        screen_width: None,
-        screen_height: None,
-        position_x: None,
-        position_y: None,
-        dont_set_visible_size: None,
-        screen_orientation: None,
-        viewport: None,
-        display_feature: None,
-        device_posture: None,
-    })
-    .map_err(browser_err)?;
+    let scale = if o.kind == OutputKind::Screenshot {
+        o.screenshot.device_scale_factor
+    } else {
+        1.0
+    };
+    let metrics = (o.viewport_width, o.viewport_height, scale);
+    if page.metrics != metrics {
+        set_metrics(&tab, metrics.0, metrics.1, metrics.2).map_err(browser_err)?;
+        page.metrics = metrics;
+    }
 
     let mut blocked: Vec<String> = Vec::new();
     if !o.load_media {
@@ -189,16 +231,7 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
     if o.block_ads {
         blocked.extend(AD_HOSTS.iter().map(|s| s.to_string()));
     }
-    if !blocked.is_empty() || !o.headers.is_empty() || !o.cookies.is_empty() {
-        tab.call_method(Network::Enable {
-            max_total_buffer_size: None,
-            max_resource_buffer_size: None,
-            max_post_data_size: None,
-            report_direct_socket_traffic: None,
-            enable_durable_messages: None,
-        })
-        .map_err(browser_err)?;
-    }
+    // The network domain is on in every ready page.
     if !blocked.is_empty() {
         tab.call_method(Network::SetBlockedURLs { urls: blocked })
             .map_err(browser_err)?;
@@ -252,19 +285,37 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
         tab.enable_fetch(None, Some(true)).map_err(browser_err)?;
     }
 
-    tab.navigate_to(url).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("net::") || text.contains("Navigation") {
-            RenderError::Target(describe_net_error(&text))
-        } else {
-            browser_err(text)
-        }
-    })?;
-    wait_loaded(tab, deadline)?;
+    let watched = watch(&tab)?;
+    let nav = tab
+        .call_method(CdpPage::Navigate {
+            url: url.to_string(),
+            referrer: None,
+            transition_Type: None,
+            frame_id: None,
+            referrer_policy: None,
+        })
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("net::") || text.contains("Navigation") {
+                RenderError::Target(describe_net_error(&text))
+            } else {
+                browser_err(text)
+            }
+        })?;
+    if let Some(error) = nav.error_text {
+        return Err(RenderError::Target(describe_net_error(&error)));
+    }
+    // A navigation to the same document (a fragment) has no loader and no new load event.
+    if let Some(loader) = nav.loader_id {
+        wait_event(&watched, &loader, "load", deadline)?;
+    }
 
+    // One round trip: web fonts in use are there, and the document's HTTP status. (Awaiting
+    // `fonts.ready` when nothing is loading still waits for a frame, some 200 ms.)
     let status = eval_f64(
-        tab,
-        "(() => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; })()",
+        &tab,
+        "(() => { const status = () => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; }; return document.fonts.status === 'loaded' ? status() : document.fonts.ready.then(status); })()",
+        true,
     )?;
     if o.fail_on_http_error && status >= 400.0 {
         return Err(RenderError::Target(format!(
@@ -288,37 +339,66 @@ fn render_in(tab: &Tab, url: &str, o: &RenderOptions, deadline: Instant) -> Resu
         tab.set_default_timeout(remaining(deadline)?);
         tab.evaluate(SCROLL_JS, true).map_err(browser_err)?;
     }
-    // Web fonts in use must be there before the file is made.
-    let _ = tab.evaluate("document.fonts.ready.then(() => true)", true);
+    if o.wait_for_selector.is_some() || o.enable_scroll {
+        // Content that appeared since may use fonts not loaded yet.
+        let _ = tab.evaluate(
+            "document.fonts.status === 'loaded' || document.fonts.ready.then(() => true)",
+            true,
+        );
+    }
+    if !network_quiet.is_zero() {
+        wait_network_quiet(&watched, network_quiet, deadline);
+    }
     remaining(deadline)?;
 
     match o.kind {
-        OutputKind::Pdf => pdf(tab, o),
-        OutputKind::Screenshot => screenshot(tab, o),
+        OutputKind::Pdf => pdf(&tab, o),
+        OutputKind::Screenshot => screenshot(&tab, o),
     }
 }
 
-/// Waits until the new document has loaded (`load` fired), polling cheaply.
-fn wait_loaded(tab: &Tab, deadline: Instant) -> Result<()> {
+/// Waits for the lifecycle event `name` of the navigation `loader`.
+fn wait_event(watched: &Watched, loader: &str, name: &str, deadline: Instant) -> Result<()> {
+    let (lock, changed) = &**watched;
+    let mut state = lock.lock().map_err(browser_err)?;
+    let key = (loader.to_string(), name.to_string());
+    while !state.lifecycle.contains(&key) {
+        let left = remaining(deadline)?;
+        state = changed.wait_timeout(state, left).map_err(browser_err)?.0;
+    }
+    Ok(())
+}
+
+/// Waits (at most [`NETWORK_QUIET_BUDGET`]) until no request has been in flight for `quiet`.
+fn wait_network_quiet(watched: &Watched, quiet: Duration, deadline: Instant) {
+    let until = deadline.min(Instant::now() + NETWORK_QUIET_BUDGET);
+    let (lock, changed) = &**watched;
+    let Ok(mut state) = lock.lock() else { return };
     loop {
-        let ready = tab
-            .evaluate(
-                "document.readyState === 'complete' && location.href !== 'about:blank'",
-                false,
-            )
-            .map_err(browser_err)?;
-        if ready.value.as_ref().and_then(|v| v.as_bool()) == Some(true) {
-            return Ok(());
+        let now = Instant::now();
+        if now >= until {
+            return;
         }
-        if Instant::now() >= deadline {
-            return Err(RenderError::Target("Page load timeout".to_string()));
+        let wait = if state.in_flight.is_empty() {
+            let since = state
+                .last_activity
+                .map_or(quiet, |t| now.saturating_duration_since(t));
+            if since >= quiet {
+                return;
+            }
+            quiet - since
+        } else {
+            until - now
+        };
+        match changed.wait_timeout(state, wait.min(until - now)) {
+            Ok((s, _)) => state = s,
+            Err(_) => return,
         }
-        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
-fn eval_f64(tab: &Tab, js: &str) -> Result<f64> {
-    let v = tab.evaluate(js, false).map_err(browser_err)?;
+fn eval_f64(tab: &Tab, js: &str, await_promise: bool) -> Result<f64> {
+    let v = tab.evaluate(js, await_promise).map_err(browser_err)?;
     Ok(v.value.as_ref().and_then(|v| v.as_f64()).unwrap_or(0.0))
 }
 
@@ -401,6 +481,9 @@ fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         margin_right: Some(inch(p.margin_right_mm)),
         header_template: has_bands.then(|| band_template(p.header.as_ref())),
         footer_template: has_bands.then(|| band_template(p.footer.as_ref())),
+        // Chromium tags PDFs by default now, which costs seconds on long pages (the structure
+        // tree of a 1500-row table); the file looks the same and its text extracts the same.
+        generate_tagged_pdf: Some(false),
         ..PrintToPdfOptions::default()
     };
     if p.single_page {
@@ -413,6 +496,7 @@ fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         let height_px = eval_f64(
             tab,
             "Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)",
+            false,
         )?
         .max(1.0);
         let width_in = f64::from(o.viewport_width) / 96.0 * p.scale;
@@ -429,9 +513,9 @@ fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
 fn screenshot(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
     let s = &o.screenshot;
     let format = match s.format {
-        ImageFormat::Png => Page::CaptureScreenshotFormatOption::Png,
-        ImageFormat::Jpeg => Page::CaptureScreenshotFormatOption::Jpeg,
-        ImageFormat::Webp => Page::CaptureScreenshotFormatOption::Webp,
+        ImageFormat::Png => CdpPage::CaptureScreenshotFormatOption::Png,
+        ImageFormat::Jpeg => CdpPage::CaptureScreenshotFormatOption::Jpeg,
+        ImageFormat::Webp => CdpPage::CaptureScreenshotFormatOption::Webp,
     };
     let quality = if s.format == ImageFormat::Png {
         None
@@ -442,9 +526,10 @@ fn screenshot(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         let height = eval_f64(
             tab,
             "Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)",
+            false,
         )?
         .clamp(1.0, 16384.0);
-        Some(Page::Viewport {
+        Some(CdpPage::Viewport {
             x: 0.0,
             y: 0.0,
             width: f64::from(o.viewport_width),
@@ -455,7 +540,7 @@ fn screenshot(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         None
     };
     let data = tab
-        .call_method(Page::CaptureScreenshot {
+        .call_method(CdpPage::CaptureScreenshot {
             format: Some(format),
             quality,
             clip,

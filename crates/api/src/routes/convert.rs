@@ -108,6 +108,8 @@ async fn accept(
         })
         .collect();
 
+    // Listen before the job exists, so its announcement cannot be missed.
+    let finished = sync.then(|| state.finished.subscribe());
     let mut conn = state.db.conn().await?;
     match batches::create(&mut conn, &batch, &jobs, &outbox).await {
         Ok(()) => {}
@@ -120,12 +122,12 @@ async fn accept(
     state.relay_wake.notify_one();
     tracing::info!(batch.id = %batch.id, urls = jobs.len(), endpoint = request.endpoint.as_str(), sync, "batch accepted");
 
-    if sync {
+    if let Some(finished) = finished {
         let job = jobs
             .into_iter()
             .next()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("sync batch without a job")))?;
-        return wait_for_sync(state, job, request.direct_download).await;
+        return wait_for_sync(state, job, finished, request.direct_download).await;
     }
     Ok(HttpResponse::Accepted().json(Accepted {
         status: "processing",
@@ -200,14 +202,39 @@ pub(crate) fn batch_row(project_id: Uuid, request: &ConvertRequest) -> Batch {
     }
 }
 
-/// Waits for a sync job's outcome, bounded by the configured limit.
-async fn wait_for_sync(state: &AppState, job: Job, direct: bool) -> Result<HttpResponse, ApiError> {
+/// Waits for a sync job's outcome, bounded by the configured limit: woken by the job's
+/// `NOTIFY`, with a slow poll as a safety net (a fast one while notifications are down).
+async fn wait_for_sync(
+    state: &AppState,
+    job: Job,
+    mut finished: tokio::sync::broadcast::Receiver<Uuid>,
+    direct: bool,
+) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let deadline = started + state.sync_timeout;
     let mut delay = Duration::from_millis(10);
     let done = loop {
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(50));
+        let poll = if state.finished.connected() {
+            Duration::from_secs(1)
+        } else {
+            delay = (delay * 2).min(Duration::from_millis(50));
+            delay
+        };
+        let wait = poll.min(deadline.saturating_duration_since(Instant::now()));
+        let _ = tokio::time::timeout(wait, async {
+            loop {
+                match finished.recv().await {
+                    Ok(id) if id == job.id => return,
+                    Ok(_) => {}
+                    // Missed some: look at the row.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await
+                    }
+                }
+            }
+        })
+        .await;
         let mut conn = state.db.conn().await?;
         let current = enconvert_db::jobs::get(&mut conn, job.id).await?;
         if let Some(j) = current.filter(|j| j.status().is_final()) {

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""`make bench`: measures a running stack (started by bench/run.sh) and prints one table.
+
+(a) 200 mixed pages in one async batch, submit to completed, pages/s, next to the reference
+    renderer (bench/reference) on the same pages at the same concurrency;
+(b) sync latency p50/p95 over 50 sequential single-page requests, next to the reference's
+    single render;
+(c) api submit throughput (async, one URL) and batch-status reads with wrk, with p99;
+(d) completion-to-webhook latency p50/p95 (a receiver here timestamps arrivals against the
+    job's finished_at);
+(e) peak memory of the worker and its Chromium, and whether it grows over a soak.
+
+Standard library only; psql, wrk and node come from run.sh.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import datetime
+
+PAGES = ["invoice.html", "report.html", "gallery.html", "dashboard.html"]
+# The same file as the reference makes: A4, no margins, backgrounds printed.
+PDF_OPTIONS = {
+    "single_page": False,
+    "pdf_options": {
+        "page_size": "A4",
+        "margins": {"top": 0, "bottom": 0, "left": 0, "right": 0},
+        "print_background": True,
+    },
+}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def q(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(len(v) * p))]
+
+
+class Api:
+    def __init__(self, base, key):
+        self.base, self.key = base, key
+
+    def call(self, method, path, body=None, timeout=300):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("X-API-Key", self.key)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def submit(self, urls, **extra):
+        body = {"url": urls if len(urls) > 1 else urls[0], "async_mode": True, **PDF_OPTIONS, **extra}
+        status, resp = self.call("POST", "/v1/convert/url-to-pdf", body)
+        if status != 202:
+            raise SystemExit(f"submit answered {status}: {resp}")
+        return resp["batch_id"]
+
+    def wait_batch(self, batch_id, within=3600):
+        deadline = time.time() + within
+        while time.time() < deadline:
+            status, resp = self.call("GET", f"/v1/convert/batch/{batch_id}")
+            if status == 200 and resp.get("status") != "processing":
+                return resp
+            time.sleep(0.05)
+        raise SystemExit(f"batch {batch_id} did not finish")
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", url, "-tAF", "\t", "-c", sql], check=True, capture_output=True, text=True)
+    return [line.split("\t") for line in out.stdout.strip().splitlines() if line]
+
+
+def parse_ts(s):
+    return datetime.fromisoformat(s.strip()).timestamp()
+
+
+class Memory(threading.Thread):
+    """Samples the proportional set size (shared pages counted once) of the worker and every
+    process under it (Chromium's), and the worker's own resident size."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.stop = pid, [], False
+
+    def tree(self):
+        children = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                    children.setdefault(ppid, []).append(int(d))
+                except (OSError, IndexError, ValueError):
+                    pass
+        out, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo.extend(children.get(p, []))
+        return out
+
+    @staticmethod
+    def pss_kib(pid):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    @staticmethod
+    def rss_kib(pid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def run(self):
+        while not self.stop and os.path.exists(f"/proc/{self.pid}"):
+            pids = self.tree()
+            total = sum(self.pss_kib(p) for p in pids)
+            self.samples.append((time.time(), total, self.rss_kib(self.pid), len(pids)))
+            time.sleep(0.25)
+
+    def between(self, t0, t1):
+        return [s for s in self.samples if t0 <= s[0] <= t1]
+
+
+class Hooks(http.server.ThreadingHTTPServer):
+    """A webhook receiver that timestamps each arrival."""
+
+    def __init__(self, port):
+        self.arrivals = {}
+        self.lock = threading.Lock()
+        hooks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                at = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    payload = json.loads(body)
+                    with hooks.lock:
+                        hooks.arrivals.setdefault(payload["batch_id"], at)
+                except (ValueError, KeyError):
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        super().__init__(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def reference(args, n, conc, urls):
+    out = subprocess.run(
+        ["node", os.path.join(args.ref_dir, "reference.js"), "--kind", "pdf", "--n", str(n), "--conc", str(conc), *urls],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk(args, url, lua=None, duration=10):
+    cmd = ["wrk", "-t", "2", "-c", str(args.wrk_connections), "-d", f"{duration}s", "--latency", "-H", f"X-API-Key: {args.key}"]
+    if lua:
+        cmd += ["-s", lua]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+    p99 = float(m.group(1)) * UNITS[m.group(2)]
+    m = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+    p50 = float(m.group(1)) * UNITS[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(bad.group(1)) if bad else 0, "requests": total}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--api", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--site", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--worker-pid", type=int, required=True)
+    ap.add_argument("--hook-port", type=int, default=18098)
+    ap.add_argument("--concurrency", type=int, required=True)
+    ap.add_argument("--ref-dir", required=True)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--sync", type=int, default=50)
+    ap.add_argument("--hooks", type=int, default=40)
+    ap.add_argument("--soak", type=int, default=1000)
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--wrk-connections", type=int, default=32)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    api = Api(args.api, args.key)
+    site = args.site.rstrip("/")
+    loads = [loadavg()]
+    mem = Memory(args.worker_pid)
+    mem.start()
+    hooks = Hooks(args.hook_port)
+    res = {"concurrency": args.concurrency}
+
+    log("warming up")
+    for page in PAGES:
+        status, resp = api.call("POST", "/v1/convert/url-to-pdf", {"url": f"{site}/{page}", **PDF_OPTIONS})
+        if status != 200:
+            raise SystemExit(f"warm-up render of {page} answered {status}: {resp}")
+
+    # (a) one async batch of mixed pages, submit to completed.
+    urls = [f"{site}/{PAGES[i % len(PAGES)]}?n={i}" for i in range(args.batch)]
+    log(f"(a) batch of {args.batch} pages")
+    t0 = time.time()
+    batch_id = api.submit(urls)
+    done = api.wait_batch(batch_id)
+    secs = time.time() - t0
+    res["a"] = {"pages": args.batch, "seconds": secs, "per_second": args.batch / secs, "status": done.get("status")}
+    loads.append(loadavg())
+    log(f"(a) reference, {args.batch} pages at {args.concurrency} at once")
+    ref = reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES])
+    res["a_ref"] = ref
+    loads.append(loadavg())
+
+    # (b) sequential sync requests of one page.
+    log(f"(b) {args.sync} sequential sync requests")
+    lat = []
+    for i in range(args.sync):
+        t = time.time()
+        status, resp = api.call("POST", "/v1/convert/url-to-pdf", {"url": f"{site}/invoice.html?s={i}", **PDF_OPTIONS})
+        lat.append((time.time() - t) * 1000)
+        if status != 200:
+            raise SystemExit(f"sync request answered {status}: {resp}")
+    res["b"] = {"p50_ms": q(lat, 0.5), "p95_ms": q(lat, 0.95)}
+    log("(b) reference, one at a time")
+    res["b_ref"] = reference(args, args.sync, 1, [f"{site}/invoice.html"])
+    loads.append(loadavg())
+
+    # (d) completion to webhook, a few in flight at a time.
+    log(f"(d) {args.hooks} webhooks")
+    hook_url = f"http://127.0.0.1:{args.hook_port}/hook"
+    ids = []
+    for i in range(args.hooks):
+        ids.append(api.submit([f"{site}/invoice.html?h={i}"], callback_url=hook_url))
+        if len(ids) % 4 == 0:
+            time.sleep(0.3)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(hooks.arrivals) < len(ids):
+        time.sleep(0.1)
+    rows = psql(args.db, "SELECT batch_id, finished_at FROM jobs WHERE batch_id IN (%s)" % ",".join(f"'{i}'" for i in ids))
+    finished = {r[0]: parse_ts(r[1]) for r in rows if len(r) == 2 and r[1]}
+    gaps = [(hooks.arrivals[b] - finished[b]) * 1000 for b in ids if b in hooks.arrivals and b in finished]
+    res["d"] = {"n": len(gaps), "p50_ms": q(gaps, 0.5), "p95_ms": q(gaps, 0.95)} if gaps else {"n": 0}
+    loads.append(loadavg())
+
+    # (e) soak: memory over many pages.
+    log(f"(e) soak of {args.soak} pages")
+    t_soak = time.time()
+    left, n = args.soak, 0
+    while left > 0:
+        size = min(left, 500)
+        batch = api.submit([f"{site}/{PAGES[(n + i) % len(PAGES)]}?soak={n + i}" for i in range(size)])
+        api.wait_batch(batch)
+        n += size
+        left -= size
+    t_end = time.time()
+    samples = mem.between(t_soak, t_end)
+    quarter = max(1, len(samples) // 4)
+    first, last = samples[:quarter], samples[-quarter:]
+    res["e"] = {
+        "pages": args.soak,
+        "seconds": t_end - t_soak,
+        "peak_pss_mib": max(s[1] for s in mem.samples) / 1024,
+        "first_quarter_peak_mib": max(s[1] for s in first) / 1024,
+        "last_quarter_peak_mib": max(s[1] for s in last) / 1024,
+        "worker_rss_start_mib": first[0][2] / 1024,
+        "worker_rss_end_mib": last[-1][2] / 1024,
+        "max_processes": max(s[3] for s in mem.samples),
+    }
+    loads.append(loadavg())
+
+    # (c) api alone: the worker stops, so submits only queue work.
+    log("(c) api throughput with wrk (worker stopped)")
+    mem.stop = True
+    os.kill(args.worker_pid, signal.SIGTERM)
+    time.sleep(2)
+    lua = f"/tmp/enconvert-bench-{os.getpid()}.lua"
+    with open(lua, "w") as f:
+        body = json.dumps({"url": f"{site}/invoice.html", "async_mode": True})
+        f.write('wrk.method = "POST"\n')
+        f.write(f"wrk.body = {json.dumps(body)}\n")
+        f.write('wrk.headers["Content-Type"] = "application/json"\n')
+    res["c_submit"] = wrk(args, f"{args.api}/v1/convert/url-to-pdf", lua, args.wrk_seconds)
+    res["c_status"] = wrk(args, f"{args.api}/v1/convert/batch/{ids[0]}", None, args.wrk_seconds)
+    os.unlink(lua)
+    loads.append(loadavg())
+    res["loadavg"] = loads
+
+    a, ar, b, br = res["a"], res["a_ref"], res["b"], res["b_ref"]
+    cs, cr, d, e = res["c_submit"], res["c_status"], res["d"], res["e"]
+    grow = e["last_quarter_peak_mib"] - e["first_quarter_peak_mib"]
+    print()
+    print(f"enconvert bench: worker concurrency {args.concurrency}, {os.cpu_count()} cores; load average (1/5/15 min) at each step: {' | '.join(loads)}")
+    print()
+    print("| figure | enconvert | reference | ratio | goal |")
+    print("|---|---|---|---|---|")
+    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s) | {a['per_second'] / ar['per_second']:.2f}x | >= 1.0x |")
+    print(f"| (b) sync latency, {args.sync} sequential single-page requests | p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms | p50 {br['p50_ms']} ms, p95 {br['p95_ms']} ms | p50 +{b['p50_ms'] - br['p50_ms']:.0f} ms | p50 within +100 ms |")
+    print(f"| (c) api submits (async, one URL), wrk {args.wrk_connections} connections | {cs['rps']:.0f}/s, p50 {cs['p50_ms']:.1f} ms, p99 {cs['p99_ms']:.1f} ms, non-2xx {cs['non_2xx']} | | | >= 2000/s, p99 < 50 ms |")
+    print(f"| (c) batch-status reads, wrk {args.wrk_connections} connections | {cr['rps']:.0f}/s, p50 {cr['p50_ms']:.1f} ms, p99 {cr['p99_ms']:.1f} ms, non-2xx {cr['non_2xx']} | | | >= 5000/s, p99 < 50 ms |")
+    if d.get("n"):
+        print(f"| (d) job finished to webhook received ({d['n']}) | p50 {d['p50_ms']:.0f} ms, p95 {d['p95_ms']:.0f} ms | | | p50 < 50 ms |")
+    else:
+        print("| (d) job finished to webhook received | no webhook arrived | | | p50 < 50 ms |")
+    print(f"| (e) worker + Chromium memory (PSS), peak over the run | {e['peak_pss_mib']:.0f} MiB (up to {e['max_processes']} processes) | | | flat |")
+    print(f"| (e) soak of {e['pages']} pages ({e['seconds']:.0f} s): peak in first vs last quarter; worker RSS start -> end | {e['first_quarter_peak_mib']:.0f} -> {e['last_quarter_peak_mib']:.0f} MiB ({grow:+.0f}); {e['worker_rss_start_mib']:.0f} -> {e['worker_rss_end_mib']:.0f} MiB | | | flat |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+//! The render engine alone, without queue, database or storage: `N` renders of the given URLs,
+//! `C` at a time, on one browser. Used to profile the engine against the reference renderer
+//! (docs/performance.md).
+//!
+//! `cargo run --release -p enconvert-worker --example render_loop -- N C URL...`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use enconvert_domain::request::{Endpoint, RawConvertRequest};
+use enconvert_worker::browser::Chrome;
+use enconvert_worker::render::{self, TabSlot};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.first().map_or(Ok(40), |s| s.parse())?;
+    let c: usize = args.get(1).map_or(Ok(4), |s| s.parse())?;
+    let urls: Vec<String> = args.iter().skip(2).cloned().collect();
+    anyhow::ensure!(!urls.is_empty(), "usage: render_loop N C URL...");
+    let raw: RawConvertRequest = serde_json::from_value(serde_json::json!({
+        "url": urls[0],
+        "single_page": false,
+        "pdf_options": {"page_size": "A4", "margins": {"top": 0, "bottom": 0, "left": 0, "right": 0}},
+    }))?;
+    let allow = enconvert_domain::AllowList::parse("127.0.0.1").map_err(anyhow::Error::msg)?;
+    let options = raw
+        .validate(Endpoint::UrlToPdf, &allow)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .options;
+    let chrome = Chrome::new("/usr/bin/chromium".into(), c);
+    chrome.warm_up()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let lanes: Vec<_> = (0..c)
+        .map(|_| {
+            let (chrome, next, urls, options) =
+                (chrome.clone(), next.clone(), urls.clone(), options.clone());
+            std::thread::spawn(move || -> anyhow::Result<Vec<u128>> {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= n {
+                        return Ok(lat);
+                    }
+                    let t = Instant::now();
+                    let handle = chrome.get()?;
+                    let slot: TabSlot = Arc::default();
+                    let deadline = t + Duration::from_secs(60);
+                    render::render(
+                        &handle,
+                        &urls[i % urls.len()],
+                        &options,
+                        Duration::ZERO,
+                        deadline,
+                        &slot,
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    lat.push(t.elapsed().as_millis());
+                    if std::env::var_os("RENDER_LOOP_VERBOSE").is_some() {
+                        eprintln!("{} ms {}", t.elapsed().as_millis(), urls[i % urls.len()]);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for lane in lanes {
+        lat.extend(
+            lane.join()
+                .map_err(|_| anyhow::anyhow!("a lane panicked"))??,
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "{{\"n\": {n}, \"conc\": {c}, \"seconds\": {secs:.2}, \"per_second\": {:.3}, \"p50_ms\": {}, \"p95_ms\": {}}}",
+        n as f64 / secs,
+        q(0.5),
+        q(0.95)
+    );
+    Ok(())
+}

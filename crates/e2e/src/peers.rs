@@ -100,6 +100,12 @@ pub struct HttpPeer {
 
 impl HttpPeer {
     pub async fn start() -> HttpPeer {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// A peer on another loopback address (such as `127.0.0.2`, which the test stacks do not
+    /// allow as a target).
+    pub async fn start_on(ip: &str) -> HttpPeer {
         let routes: Routes = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let (r, s) = (routes.clone(), seen.clone());
@@ -169,7 +175,7 @@ impl HttpPeer {
         })
         .workers(2)
         .disable_signals()
-        .bind("127.0.0.1:0")
+        .bind((ip, 0))
         .expect("bind");
         let addr = server.addrs()[0];
         tokio::spawn(server.run());
@@ -186,6 +192,11 @@ impl HttpPeer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Every request this peer has seen, on any path.
+    pub fn seen_all(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
     }
 
     pub fn seen(&self, path: &str) -> Vec<Seen> {

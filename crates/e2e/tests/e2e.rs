@@ -1543,3 +1543,114 @@ async fn a_sync_call_is_served_before_a_large_batch() {
     );
     stack.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Egress from inside the page (fault case 12): the stack allows 127.0.0.1 only; a canary on
+// 127.0.0.2 (loopback, so no packet leaves the machine) stands for a private network.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_made_by_the_page_cannot_reach_a_refused_address() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let canary = HttpPeer::start_on("127.0.0.2").await;
+    let token = "CANARY-7f3e";
+    for path in [
+        "/img",
+        "/frame",
+        "/fetch",
+        "/worker",
+        "/refresh",
+        "/redirected",
+        "/ws",
+    ] {
+        canary.route(path, vec![Reply::html(&format!("<h1>{token}</h1>"))]);
+    }
+    let c = |p: &str| canary.url(p);
+    let ws = format!("{}/ws", canary.addr);
+    let site = HttpPeer::start().await;
+    site.route(
+        "/page",
+        vec![Reply::html(&format!(
+            r#"<!doctype html><html><body><h1>SAFE-PAGE</h1>
+<img src="{img}" alt="">
+<iframe src="{frame}"></iframe>
+<div id="out"></div>
+<script>
+  fetch("{fetch}").then(r => r.text()).then(t => document.getElementById("out").textContent = t).catch(() => {{}});
+  new Worker("/worker.js");
+  try {{ new WebSocket("ws://{ws}"); }} catch (e) {{}}
+</script>
+</body></html>"#,
+            img = c("/img"),
+            frame = c("/frame"),
+            fetch = c("/fetch"),
+            ws = ws,
+        ))],
+    );
+    site.route(
+        "/worker.js",
+        vec![
+            Reply::html(&format!(
+                "fetch({:?}).then(r => r.text()).then(t => postMessage(t));",
+                c("/worker")
+            ))
+            .with_header("Content-Type", "text/javascript"),
+        ],
+    );
+    site.route(
+        "/refresh",
+        vec![Reply::html(&format!(
+            r#"<!doctype html><html><head><meta http-equiv="refresh" content="0;url={}"></head><body><h1>BEFORE-REFRESH</h1></body></html>"#,
+            c("/refresh")
+        ))],
+    );
+    site.route(
+        "/redirect",
+        vec![Reply::status(302).with_header("Location", &c("/redirected"))],
+    );
+    let project = stack.project("pro", "owner@example.com").await;
+    let key = &project.private_key;
+
+    // The page renders (its own text is there) without anything from the canary.
+    let status = stack
+        .submit_and_wait(
+            key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": [site.url("/page"), site.url("/refresh")], "async_mode": true}),
+        )
+        .await;
+    let items = status["items"].as_array().unwrap();
+    assert_eq!(items[0]["status"], "Success", "{status}");
+    let (_, pdf) = fetch(items[0]["download_url"].as_str().unwrap()).await;
+    let text = pdf_text(&pdf);
+    assert!(text.contains("SAFE-PAGE"), "{text}");
+    assert!(!text.contains(token), "{text}");
+    if items[1]["status"] == "Success" {
+        let (_, pdf) = fetch(items[1]["download_url"].as_str().unwrap()).await;
+        assert!(!pdf_text(&pdf).contains(token));
+    }
+
+    // A redirect to the canary fails the job.
+    let status = stack
+        .submit_and_wait(
+            key,
+            "/v1/convert/url-to-pdf",
+            &json!({"url": site.url("/redirect"), "async_mode": true}),
+        )
+        .await;
+    assert_eq!(status["items"][0]["status"], "Failed", "{status}");
+    assert!(
+        status["items"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("egress policy"),
+        "{status}"
+    );
+
+    assert!(
+        site.seen("/worker.js").len() == 1,
+        "the page ran its script"
+    );
+    let seen: Vec<String> = canary.seen_all().iter().map(|s| s.path.clone()).collect();
+    assert!(seen.is_empty(), "the canary was reached: {seen:?}");
+    stack.stop().await;
+}

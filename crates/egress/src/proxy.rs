@@ -122,10 +122,15 @@ async fn read_head(client: &mut TcpStream) -> std::io::Result<Option<Head>> {
     }
 }
 
-async fn answer(client: &mut TcpStream, status: &str, detail: &str) -> std::io::Result<()> {
+/// The header that marks the proxy's own answers, so the renderer can tell "the proxy refused
+/// or could not connect" from an answer of the site: `blocked`, `refused`, `timeout` or
+/// `unreachable`.
+pub const VERDICT_HEADER: &str = "X-Enconvert-Egress";
+
+async fn answer(client: &mut TcpStream, status: &str, verdict: &str) -> std::io::Result<()> {
     let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{detail}",
-        detail.len()
+        "HTTP/1.1 {status}\r\n{VERDICT_HEADER}: {verdict}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{verdict}",
+        verdict.len()
     );
     client.write_all(resp.as_bytes()).await?;
     client.shutdown().await
@@ -159,16 +164,17 @@ async fn serve(mut client: TcpStream, allow: &AllowList) -> std::io::Result<()> 
             .map(|(h, p, path)| (h, p, Some(path)))
     };
     let Some((host, port, path)) = target else {
-        return answer(&mut client, "400 Bad Request", "unsupported proxy request").await;
+        return answer(&mut client, "400 Bad Request", "unsupported").await;
     };
-    let Some(mut upstream) = connect_checked(&host, port, allow).await else {
-        tracing::info!(host = %host, port, "egress proxy refused a request");
-        return answer(
-            &mut client,
-            "403 Forbidden",
-            "blocked: the address is private, loopback or reserved",
-        )
-        .await;
+    let mut upstream = match connect_checked(&host, port, allow).await {
+        Ok(stream) => stream,
+        Err(Unreached::Blocked) => {
+            tracing::info!(host = %host, port, "egress proxy refused a private address");
+            return answer(&mut client, "403 Forbidden", "blocked").await;
+        }
+        Err(Unreached::Failed(verdict)) => {
+            return answer(&mut client, "502 Bad Gateway", verdict).await;
+        }
     };
     if tunnel {
         client
@@ -203,24 +209,41 @@ fn authority(target: &str, default_port: u16) -> Option<(String, u16, Option<Str
     Some((host, url.port().unwrap_or(default_port), None))
 }
 
+/// Why no upstream connection was made.
+enum Unreached {
+    /// Every address is one the rules refuse.
+    Blocked,
+    /// `unresolved`, `refused`, `timeout` or `unreachable`.
+    Failed(&'static str),
+}
+
 /// Resolves `host`, keeps the addresses the rules permit, and connects to one of them.
-async fn connect_checked(host: &str, port: u16, allow: &AllowList) -> Option<TcpStream> {
+async fn connect_checked(host: &str, port: u16, allow: &AllowList) -> Result<TcpStream, Unreached> {
     let candidates: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port)).await.ok()?.collect(),
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| Unreached::Failed("unresolved"))?
+            .collect(),
     };
     let host_allowed = allow.allows_host(host);
-    for addr in candidates
+    let permitted: Vec<SocketAddr> = candidates
         .into_iter()
         .filter(|a| host_allowed || allow.permits(a.ip()))
-    {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
-        {
-            return Some(stream);
+        .collect();
+    if permitted.is_empty() {
+        return Err(Unreached::Blocked);
+    }
+    let mut failure = "unreachable";
+    for addr in permitted {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => failure = "refused",
+            Ok(Err(_)) => {}
+            Err(_) => failure = "timeout",
         }
     }
-    None
+    Err(Unreached::Failed(failure))
 }
 
 #[cfg(test)]
@@ -284,6 +307,18 @@ mod tests {
         assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
         assert!(ok.ends_with("SITE"), "{ok}");
 
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let refused = raw(
+            proxy.addr,
+            &format!("GET http://{closed}/ HTTP/1.1\r\n\r\n"),
+        )
+        .await;
+        assert!(refused.starts_with("HTTP/1.1 502"), "{refused}");
+        assert!(refused.contains("X-Enconvert-Egress: refused"), "{refused}");
+
         for request in [
             format!("GET http://{canary}/ HTTP/1.1\r\nHost: {canary}\r\n\r\n"),
             format!("CONNECT {canary} HTTP/1.1\r\nHost: {canary}\r\n\r\n"),
@@ -295,6 +330,7 @@ mod tests {
         ] {
             let refused = raw(proxy.addr, &request).await;
             assert!(refused.starts_with("HTTP/1.1 403"), "{request}: {refused}");
+            assert!(refused.contains("X-Enconvert-Egress: blocked"), "{refused}");
         }
         // A tunnel to the allowed site works.
         let tunnel = raw(

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
         .validate(Endpoint::UrlToPdf, &allow)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?
         .options;
-    let chrome = Chrome::new("/usr/bin/chromium".into(), c);
+    let chrome = Chrome::new("/usr/bin/chromium".into(), c, Vec::new());
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));
     let next = Arc::new(AtomicUsize::new(0));

@@ -309,21 +309,29 @@ pub struct Chrome {
     path: PathBuf,
     /// Ready pages to keep per browser.
     ready_pages: usize,
+    /// Flags added to [`FLAGS`] (the egress proxy's).
+    extra_args: Vec<String>,
     slot: Arc<Mutex<Option<Slot>>>,
 }
 
 impl Chrome {
-    /// `ready_pages`: pages kept prepared ahead of need (the worker's concurrency).
-    pub fn new(path: PathBuf, ready_pages: usize) -> Self {
+    /// `ready_pages`: pages kept prepared ahead of need (the worker's concurrency);
+    /// `extra_args` are added to [`FLAGS`] (the egress proxy's flags).
+    pub fn new(path: PathBuf, ready_pages: usize, extra_args: Vec<String>) -> Self {
         Chrome {
             path,
             ready_pages: ready_pages.max(1),
+            extra_args,
             slot: Arc::new(Mutex::new(None)),
         }
     }
 
     fn launch(&self) -> anyhow::Result<Browser> {
-        let args: Vec<&OsStr> = FLAGS.iter().map(OsStr::new).collect();
+        let args: Vec<&OsStr> = FLAGS
+            .iter()
+            .map(OsStr::new)
+            .chain(self.extra_args.iter().map(OsStr::new))
+            .collect();
         let options = LaunchOptions {
             headless: true,
             sandbox: false,

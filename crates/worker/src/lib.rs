@@ -81,9 +81,16 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     )
     .context("failed to open the file store")?;
     enconvert_metrics::init()?;
+    // Every request Chromium makes goes through the guard proxy, which applies the same
+    // address rules as the submit-time check (docs/reliability.md, case 12).
+    let proxy =
+        enconvert_egress::proxy::GuardProxy::start(settings.allow_private.clone(), cancel.clone())
+            .await
+            .context("failed to start the egress guard proxy")?;
     let chrome = Chrome::new(
         settings.worker.chromium_path.clone(),
         settings.worker.concurrency,
+        proxy.chromium_flags(),
     );
     {
         let chrome = chrome.clone();

@@ -1,6 +1,6 @@
 //! Rendering one page to a PDF or an image (blocking: runs on a blocking thread).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,6 +131,33 @@ struct Watch {
     in_flight: HashSet<String>,
     /// When a request last started or ended.
     last_activity: Option<Instant>,
+    /// The egress proxy's verdicts on documents it did not fetch, by loader id.
+    egress: HashMap<String, String>,
+}
+
+/// The egress proxy's verdict header on a response, when the proxy answered it itself.
+fn egress_verdict(headers: &Network::Headers) -> Option<String> {
+    let map = headers.0.as_ref()?.as_object()?;
+    map.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(enconvert_egress::proxy::VERDICT_HEADER))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_string)
+}
+
+/// What a user reads when the proxy did not fetch the page.
+fn egress_message(verdict: &str) -> String {
+    match verdict {
+        "blocked" => {
+            "The address is private, loopback or reserved; it is not fetched (egress policy)"
+                .to_string()
+        }
+        "refused" => "The connection was refused (net::ERR_CONNECTION_REFUSED)".to_string(),
+        "timeout" => "The connection timed out (net::ERR_CONNECTION_TIMED_OUT)".to_string(),
+        "unresolved" => {
+            "The host name could not be resolved (net::ERR_NAME_NOT_RESOLVED)".to_string()
+        }
+        _ => "The site could not be reached".to_string(),
+    }
 }
 
 type Watched = Arc<(Mutex<Watch>, Condvar)>;
@@ -150,6 +177,13 @@ fn watch(tab: &Tab) -> Result<Watched> {
             Event::NetworkRequestWillBeSent(e) => {
                 state.in_flight.insert(e.params.request_id.clone());
                 state.last_activity = Some(Instant::now());
+            }
+            Event::NetworkResponseReceived(e)
+                if e.params.Type == Network::ResourceType::Document =>
+            {
+                if let Some(verdict) = egress_verdict(&e.params.response.headers) {
+                    state.egress.insert(e.params.loader_id.clone(), verdict);
+                }
             }
             Event::NetworkLoadingFinished(e) => {
                 state.in_flight.remove(&e.params.request_id);
@@ -306,8 +340,16 @@ fn render_in(
         return Err(RenderError::Target(describe_net_error(&error)));
     }
     // A navigation to the same document (a fragment) has no loader and no new load event.
-    if let Some(loader) = nav.loader_id {
-        wait_event(&watched, &loader, "load", deadline)?;
+    if let Some(loader) = &nav.loader_id {
+        wait_event(&watched, loader, "load", deadline)?;
+        let verdict = watched
+            .0
+            .lock()
+            .ok()
+            .and_then(|w| w.egress.get(loader).cloned());
+        if let Some(verdict) = verdict {
+            return Err(RenderError::Target(egress_message(&verdict)));
+        }
     }
 
     // One round trip: web fonts in use are there, and the document's HTTP status. (Awaiting
@@ -416,6 +458,8 @@ fn describe_net_error(text: &str) -> String {
         "The connection timed out"
     } else if code.contains("AUTH_CREDENTIALS") {
         "The page requires authentication; credentials were missing or refused"
+    } else if code.contains("TUNNEL_CONNECTION_FAILED") {
+        "The site could not be reached, or its address is refused by the egress policy"
     } else if code.contains("BLOCKED") {
         "The request was blocked"
     } else if code.contains("CERT") || code.contains("SSL") {

@@ -404,6 +404,29 @@ impl Chrome {
         })
     }
 
+    /// Lets the current browser go at shutdown: Chromium is killed when the last job still
+    /// holding it finishes (at once when none does), instead of outliving the worker.
+    pub fn shutdown(&self) {
+        let taken = self.slot.lock().ok().and_then(|mut slot| slot.take());
+        let Some(s) = taken else { return };
+        retire(&s.pool);
+        let browser = s.browser.clone();
+        drop(s);
+        // A page being prepared (or a job past its grace) may still hold the browser, and the
+        // process may exit before it lets go: kill Chromium now. Holding `browser` keeps the
+        // child unreaped, so the pid cannot have been reused.
+        if Arc::strong_count(&browser) > 1
+            && let Some(pid) = browser
+                .get_process_id()
+                .and_then(|p| i32::try_from(p).ok())
+                .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        drop(browser);
+        tracing::info!("Chromium stopped");
+    }
+
     /// Forgets a browser that failed, so the next job launches a fresh one.
     pub fn discard(&self, failed: &Handle) {
         if let Ok(mut slot) = self.slot.lock()

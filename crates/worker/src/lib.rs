@@ -198,8 +198,10 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     let grace = settings.worker.render_timeout + Duration::from_secs(5);
     let ops_addr = ops.as_ref().map(|o| o.addr);
+    let chrome = worker.chrome.clone();
     let done = tokio::spawn(async move {
         consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
+        let _ = tokio::task::spawn_blocking(move || chrome.shutdown()).await;
         let _ = relay.await;
         if let Some(ops) = ops {
             ops.stop().await;

@@ -42,6 +42,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_WORKER_CONCURRENCY", "4"),
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
     ("ENCONVERT_NETWORK_QUIET_MS", "0"),
+    ("ENCONVERT_BROWSER_RECYCLE_AFTER", "500"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
     ("ENCONVERT_RETENTION_SWEEP_SECS", "300"),
     ("ENCONVERT_DISCOVERY_BUDGET_SECS", "60"),
@@ -121,6 +122,8 @@ pub struct WorkerSettings {
     /// After `load` and web fonts, wait until the page made no network request for this long
     /// (bounded by a short budget); zero skips the wait.
     pub network_quiet: Duration,
+    /// Jobs one Chromium renders before it is replaced (bounds slow leaks).
+    pub browser_recycle_after: u64,
     /// How often the worker deletes files past their plan's retention.
     pub retention_sweep: Duration,
     /// The most time one website discovery may take; what was found by then is rendered.
@@ -257,6 +260,7 @@ impl Settings {
                 concurrency: positive("ENCONVERT_WORKER_CONCURRENCY")? as usize,
                 render_timeout: Duration::from_secs(positive("ENCONVERT_RENDER_TIMEOUT_SECS")?),
                 network_quiet: Duration::from_millis(parsed("ENCONVERT_NETWORK_QUIET_MS")?),
+                browser_recycle_after: positive("ENCONVERT_BROWSER_RECYCLE_AFTER")?,
                 retention_sweep: Duration::from_secs(positive("ENCONVERT_RETENTION_SWEEP_SECS")?),
                 discovery_budget: Duration::from_secs(positive("ENCONVERT_DISCOVERY_BUDGET_SECS")?),
             },

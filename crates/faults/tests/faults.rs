@@ -905,3 +905,113 @@ async fn f14_hostile_webhook_receivers_are_capped_and_timed_out() {
         "the notifier read the whole 50 MB answer"
     );
 }
+
+/// Case 10: a soak. `FAULTS_SOAK` renders (default 200; `FAULTS_SOAK=1000` for the full
+/// case) with the browser recycled every 50 jobs: every job ends once, the worker keeps at
+/// most one browser besides the one being retired, and neither the worker's memory nor the
+/// number of Chromium processes grows from the first quarter of the run to the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn f10_soak_keeps_processes_and_memory_flat() {
+    let total: usize = std::env::var("FAULTS_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let recycle = 50;
+    let mut f = Faults::start(Options {
+        env: vec![(
+            "ENCONVERT_BROWSER_RECYCLE_AFTER".into(),
+            recycle.to_string(),
+        )],
+        ..Options::default()
+    })
+    .await;
+    let worker = f.workers[0].pid();
+    let browsers = || {
+        descendants(worker)
+            .iter()
+            .filter(|(_, state, cmd)| {
+                *state != 'Z' && cmd.contains("chromium") && !cmd.contains("--type=")
+            })
+            .count()
+    };
+    let processes = || descendants(worker).len();
+    let browser_pids = || -> Vec<u32> {
+        descendants(worker)
+            .iter()
+            .filter(|(_, state, cmd)| {
+                *state != 'Z' && cmd.contains("chromium") && !cmd.contains("--type=")
+            })
+            .map(|p| p.0)
+            .collect()
+    };
+    let mut seen_browsers = std::collections::BTreeSet::new();
+    let pages: Vec<String> = (0..4)
+        .map(|i| f.page(&format!("/soak{i}"), Duration::ZERO))
+        .collect();
+    let mut ledger = Ledger::new("f10");
+    // (renders done, worker RSS MiB, Chromium processes, browsers) over the run.
+    let mut samples: Vec<(usize, u64, usize, usize)> = Vec::new();
+    let chunk = 25;
+    for start in (0..total).step_by(chunk) {
+        for i in start..(start + chunk).min(total) {
+            assert_eq!(f.submit(&mut ledger, &pages[i % pages.len()]).await, 202);
+        }
+        let deadline = Instant::now() + *SETTLE;
+        loop {
+            let states = f.job_states().await;
+            let done = states
+                .values()
+                .filter(|s| matches!(s.as_str(), "success" | "failed"))
+                .count();
+            samples.push((done, rss_mib(worker), processes(), browsers()));
+            seen_browsers.extend(browser_pids());
+            if done >= (start + chunk).min(total) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the soak stalled at {done}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let figures = f.settle("f10 soak", &ledger, *SETTLE).await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.succeeded, total, "{figures:?}");
+
+    let quarter = |q: usize| -> Vec<&(usize, u64, usize, usize)> {
+        samples
+            .iter()
+            .filter(|s| s.0 * 4 / total.max(1) == q)
+            .collect()
+    };
+    let peak_rss = |v: &[&(usize, u64, usize, usize)]| v.iter().map(|s| s.1).max().unwrap_or(0);
+    let peak_procs = |v: &[&(usize, u64, usize, usize)]| v.iter().map(|s| s.2).max().unwrap_or(0);
+    let (first, last) = (quarter(0), quarter(3));
+    let most_browsers = samples.iter().map(|s| s.3).max().unwrap_or(0);
+    println!(
+        "f10: {total} renders, recycled every {recycle}: worker RSS peak {} MiB in the first quarter, {} MiB in the last; Chromium processes peak {} then {}; at most {most_browsers} browsers at once, {} in all",
+        peak_rss(&first),
+        peak_rss(&last),
+        peak_procs(&first),
+        peak_procs(&last),
+        seen_browsers.len(),
+    );
+    assert!(most_browsers <= 2, "browsers piled up: {most_browsers}");
+    // Recycling happened: a run of `total` jobs saw several browsers one after another.
+    assert!(
+        seen_browsers.len() > total / recycle / 2,
+        "the browser was not recycled: {} seen",
+        seen_browsers.len()
+    );
+    assert!(
+        peak_rss(&last) <= peak_rss(&first) + 150,
+        "the worker grew: {} -> {} MiB",
+        peak_rss(&first),
+        peak_rss(&last)
+    );
+    assert!(
+        peak_procs(&last) <= peak_procs(&first) + 4,
+        "Chromium processes grew: {} -> {}",
+        peak_procs(&first),
+        peak_procs(&last)
+    );
+    f.assert_all_alive();
+}

@@ -34,9 +34,6 @@ pub const FLAGS: &[&str] = &[
     "--font-render-hinting=none",
 ];
 
-/// Jobs one browser renders before it is replaced, bounding leaks in long runs.
-const RECYCLE_AFTER: u64 = 500;
-
 /// The viewport a ready page is prepared with (the API's default).
 pub const DEFAULT_VIEWPORT: (u32, u32) = (1920, 1080);
 
@@ -311,6 +308,8 @@ pub struct Chrome {
     ready_pages: usize,
     /// Flags added to [`FLAGS`] (the egress proxy's).
     extra_args: Vec<String>,
+    /// Jobs one browser renders before it is replaced, bounding leaks in long runs.
+    recycle_after: u64,
     slot: Arc<Mutex<Option<Slot>>>,
 }
 
@@ -322,8 +321,15 @@ impl Chrome {
             path,
             ready_pages: ready_pages.max(1),
             extra_args,
+            recycle_after: 500,
             slot: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Replace the browser after `jobs` jobs (default 500).
+    pub fn recycle_after(mut self, jobs: u64) -> Self {
+        self.recycle_after = jobs.max(1);
+        self
     }
 
     fn launch(&self) -> anyhow::Result<Browser> {
@@ -356,7 +362,7 @@ impl Chrome {
             .lock()
             .map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
         if let Some(s) = slot.as_mut() {
-            if s.jobs < RECYCLE_AFTER {
+            if s.jobs < self.recycle_after {
                 s.jobs += 1;
                 return Ok(Handle {
                     browser: s.browser.clone(),

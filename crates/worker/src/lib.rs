@@ -91,7 +91,8 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         settings.worker.chromium_path.clone(),
         settings.worker.concurrency,
         proxy.chromium_flags(),
-    );
+    )
+    .recycle_after(settings.worker.browser_recycle_after);
     {
         let chrome = chrome.clone();
         tokio::task::spawn_blocking(move || chrome.warm_up())

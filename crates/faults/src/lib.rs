@@ -630,6 +630,10 @@ impl Faults {
             ("RUST_LOG", "info,headless_chrome=warn".into()),
             ("ENCONVERT_API_ADDR", format!("127.0.0.1:{api_port}")),
             ("ENCONVERT_ALLOW_PRIVATE_TARGETS", "127.0.0.1".into()),
+            // Several suites run at once: no fixed health/metrics ports.
+            ("ENCONVERT_API_OPS_ADDR", "off".into()),
+            ("ENCONVERT_WORKER_OPS_ADDR", "off".into()),
+            ("ENCONVERT_NOTIFIER_OPS_ADDR", "off".into()),
             (
                 "ENCONVERT_SIGNING_SECRET",
                 "fault-suite-signing-secret".into(),

@@ -311,6 +311,11 @@ async fn f07_crash_between_commit_and_publish_loses_nothing() {
     let mut api = f.api.take().unwrap();
     let exit = api.wait_exit(Duration::from_secs(30)).await;
     assert!(
+        api.log_text().contains("relay.after_publish"),
+        "the api did not stop at the relay failpoint: {}",
+        api.log_text()
+    );
+    assert!(
         exit.is_some_and(|e| !e.success()),
         "the relay failpoint did not fire"
     );

@@ -83,10 +83,14 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     enconvert_metrics::init()?;
     // Every request Chromium makes goes through the guard proxy, which applies the same
     // address rules as the submit-time check (docs/reliability.md, case 12).
-    let proxy =
-        enconvert_egress::proxy::GuardProxy::start(settings.allow_private.clone(), cancel.clone())
-            .await
-            .context("failed to start the egress guard proxy")?;
+    // It outlives the shutdown signal: renders finishing in the grace period still need it.
+    let proxy_stop = CancellationToken::new();
+    let proxy = enconvert_egress::proxy::GuardProxy::start(
+        settings.allow_private.clone(),
+        proxy_stop.clone(),
+    )
+    .await
+    .context("failed to start the egress guard proxy")?;
     let chrome = Chrome::new(
         settings.worker.chromium_path.clone(),
         settings.worker.concurrency,
@@ -203,6 +207,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
     let done = tokio::spawn(async move {
         consumer::run(amqp, subscriptions, prefetch, grace, cancel).await;
         let _ = tokio::task::spawn_blocking(move || chrome.shutdown()).await;
+        proxy_stop.cancel();
         let _ = relay.await;
         if let Some(ops) = ops {
             ops.stop().await;

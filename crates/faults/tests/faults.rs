@@ -932,15 +932,8 @@ async fn f10_soak_keeps_processes_and_memory_flat() {
     })
     .await;
     let worker = f.workers[0].pid();
-    let browsers = || {
-        descendants(worker)
-            .iter()
-            .filter(|(_, state, cmd)| {
-                *state != 'Z' && cmd.contains("chromium") && !cmd.contains("--type=")
-            })
-            .count()
-    };
     let processes = || descendants(worker).len();
+    // Chromium browser processes (not their renderers and helpers) under the worker.
     let browser_pids = || -> Vec<u32> {
         descendants(worker)
             .iter()
@@ -950,6 +943,7 @@ async fn f10_soak_keeps_processes_and_memory_flat() {
             .map(|p| p.0)
             .collect()
     };
+    let browsers = || browser_pids().len();
     let mut seen_browsers = std::collections::BTreeSet::new();
     let pages: Vec<String> = (0..4)
         .map(|i| f.page(&format!("/soak{i}"), Duration::ZERO))

@@ -324,6 +324,16 @@ async fn f07_crash_between_commit_and_publish_loses_nothing() {
         ledger.refused.retain(|(id, _)| *id != s.id);
         ledger.accepted.push(s.id.clone());
     }
+    // The queue's message count comes from statistics that lag by a few seconds: wait for
+    // the one confirmed message to show (nothing consumes the queue now).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.rabbit.depth("render.batch") < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the published message is not queued"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert_eq!(f.rabbit.depth("render.batch"), 1);
     f.start_api(&[]).await;
     let deadline = Instant::now() + Duration::from_secs(60);

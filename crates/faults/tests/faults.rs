@@ -36,6 +36,19 @@ async fn attempts(f: &Faults) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// After a fault: a good page submitted now renders, and every process is still alive.
+async fn next_page_renders(f: &mut Faults, case: &str) {
+    let good = f.page("/good", Duration::ZERO);
+    let mut after = Ledger::new(&format!("{case}-after"));
+    assert_eq!(f.submit(&mut after, &good).await, 202);
+    let figures = f
+        .settle(&format!("{case} next page"), &after, *SETTLE)
+        .await;
+    f.assert_clean(&figures);
+    assert_eq!(figures.succeeded, 1);
+    f.assert_all_alive();
+}
+
 /// Case 1: a worker killed with SIGKILL (with its Chromium) mid-render; the job is taken
 /// again once its lease runs out and finishes exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -540,13 +553,7 @@ async fn f08_never_ending_pages_fail_at_their_deadline() {
             row.0
         );
     }
-    let good = f.page("/good", Duration::ZERO);
-    let mut after = Ledger::new("f08-after");
-    assert_eq!(f.submit(&mut after, &good).await, 202);
-    let figures = f.settle("f08 next page", &after, *SETTLE).await;
-    f.assert_clean(&figures);
-    assert_eq!(figures.succeeded, 1);
-    f.assert_all_alive();
+    next_page_renders(&mut f, "f08").await;
 }
 
 /// Case 3, worst form: a page that kills its worker (and its Chromium) every time. Its
@@ -726,13 +733,7 @@ async fn f09_huge_page_ends_and_memory_stays_bounded() {
         rows[0]
     );
     assert!(peak < 1024, "the worker grew to {peak} MiB");
-    let good = f.page("/good", Duration::ZERO);
-    let mut after = Ledger::new("f09-after");
-    assert_eq!(f.submit(&mut after, &good).await, 202);
-    let figures = f.settle("f09 next page", &after, *SETTLE).await;
-    f.assert_clean(&figures);
-    assert_eq!(figures.succeeded, 1);
-    f.assert_all_alive();
+    next_page_renders(&mut f, "f09").await;
 }
 
 /// Case 3 for websites: a discover message that crashes its worker on every delivery is

@@ -123,13 +123,22 @@ async fn read_head(client: &mut TcpStream) -> std::io::Result<Option<Head>> {
 }
 
 /// The header that marks the proxy's own answers, so the renderer can tell "the proxy refused
-/// or could not connect" from an answer of the site: `blocked`, `refused`, `timeout` or
-/// `unreachable`.
-pub const VERDICT_HEADER: &str = "X-Enconvert-Egress";
+/// or could not connect" from an answer of the site: `blocked`, `refused`, `timeout`,
+/// `unresolved` or `unreachable`. Its name carries a random part chosen once per process, so
+/// a site cannot forge a verdict by sending the header itself.
+pub fn verdict_header() -> &'static str {
+    static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use std::hash::BuildHasher;
+        let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+        format!("X-Enconvert-Egress-{random:016x}")
+    });
+    &NAME
+}
 
 async fn answer(client: &mut TcpStream, status: &str, verdict: &str) -> std::io::Result<()> {
     let resp = format!(
-        "HTTP/1.1 {status}\r\n{VERDICT_HEADER}: {verdict}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{verdict}",
+        "HTTP/1.1 {status}\r\n{}: {verdict}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{verdict}",
+        verdict_header(),
         verdict.len()
     );
     client.write_all(resp.as_bytes()).await?;
@@ -317,7 +326,10 @@ mod tests {
         )
         .await;
         assert!(refused.starts_with("HTTP/1.1 502"), "{refused}");
-        assert!(refused.contains("X-Enconvert-Egress: refused"), "{refused}");
+        assert!(
+            refused.contains(&format!("{}: refused", verdict_header())),
+            "{refused}"
+        );
 
         for request in [
             format!("GET http://{canary}/ HTTP/1.1\r\nHost: {canary}\r\n\r\n"),
@@ -330,7 +342,10 @@ mod tests {
         ] {
             let refused = raw(proxy.addr, &request).await;
             assert!(refused.starts_with("HTTP/1.1 403"), "{request}: {refused}");
-            assert!(refused.contains("X-Enconvert-Egress: blocked"), "{refused}");
+            assert!(
+                refused.contains(&format!("{}: blocked", verdict_header())),
+                "{refused}"
+            );
         }
         // A tunnel to the allowed site works.
         let tunnel = raw(

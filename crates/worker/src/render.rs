@@ -139,7 +139,7 @@ struct Watch {
 fn egress_verdict(headers: &Network::Headers) -> Option<String> {
     let map = headers.0.as_ref()?.as_object()?;
     map.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(enconvert_egress::proxy::VERDICT_HEADER))
+        .find(|(k, _)| k.eq_ignore_ascii_case(enconvert_egress::proxy::verdict_header()))
         .and_then(|(_, v)| v.as_str())
         .map(str::to_string)
 }

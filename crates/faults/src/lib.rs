@@ -372,10 +372,16 @@ impl Proc {
         );
     }
 
-    /// SIGKILL to the whole process group (the binary and its Chromium), then reaps it.
+    /// SIGKILL to the whole process group and to every descendant (Chromium's helpers may
+    /// leave the group), then reaps the process.
     pub fn kill_group(&mut self) {
+        let tree: Vec<String> = descendants(self.pid())
+            .into_iter()
+            .map(|(pid, _, _)| pid.to_string())
+            .collect();
         let _ = Command::new("kill")
             .args(["-s", "KILL", "--", &format!("-{}", self.pid())])
+            .args(&tree)
             .output();
         self.exited = self.child.wait().ok();
     }
@@ -625,6 +631,9 @@ impl Faults {
         for (k, v) in [
             ("PATH", path),
             ("HOME", dir.display().to_string()),
+            // Chromium's profile directory goes under the test's directory, so that whatever
+            // outlives its worker is found by the directory's name (see `Drop for Faults`).
+            ("TMPDIR", dir.display().to_string()),
             ("DATABASE_URL", pg.url()),
             ("AMQP_URL", rabbit.amqp_url()),
             ("RUST_LOG", "info,headless_chrome=warn".into()),

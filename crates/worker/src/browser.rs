@@ -11,11 +11,13 @@
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
-use headless_chrome::protocol::cdp::{Emulation, Network, Target};
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::protocol::cdp::{Emulation, Inspector, Network, Page as CdpPage, Target};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
 /// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
@@ -34,6 +36,9 @@ pub const FLAGS: &[&str] = &[
     "--font-render-hinting=none",
 ];
 
+/// How long making a tab may take before the browser is given up as broken.
+const NEW_TAB_TIMEOUT: Duration = Duration::from_secs(8);
+
 /// The viewport a ready page is prepared with (the API's default).
 pub const DEFAULT_VIEWPORT: (u32, u32) = (1920, 1080);
 
@@ -43,6 +48,21 @@ pub struct Page {
     context_id: String,
     /// The device metrics the tab has now: width, height, scale factor.
     pub metrics: (u32, u32, f64),
+    /// Set when the tab's renderer process crashed (or was killed), at any time after the
+    /// page was prepared: a crashed page is never handed out, and a job on it fails at once.
+    crashed: Arc<AtomicBool>,
+}
+
+impl Page {
+    /// Whether the tab's renderer crashed.
+    pub fn crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+
+    /// The flag [`Page::crashed`] reads, for a watcher on another thread.
+    pub fn crash_flag(&self) -> Arc<AtomicBool> {
+        self.crashed.clone()
+    }
 }
 
 #[derive(Default)]
@@ -56,6 +76,14 @@ struct PoolState {
     active: usize,
     /// The browser was replaced: prepare nothing more.
     retired: bool,
+    /// Preparing a page failed. headless_chrome stops handling the browser's events when it
+    /// cannot attach to a new tab (a renderer killed while the tab was being made), after
+    /// which no new tab ever appears: the browser is replaced before its next job.
+    broken: bool,
+    /// Jobs that gave up on a page while a call to it was still pending: such a call is never
+    /// answered (headless_chrome waits for it as long as the browser lives), so once only
+    /// those jobs are left on the browser it is killed, which fails the calls.
+    abandoned: usize,
 }
 
 /// The ready and finished pages of one browser, shared with its background threads.
@@ -92,17 +120,30 @@ pub struct Handle {
 
 impl Handle {
     /// A ready page (made now if the pool is empty). Give it back with [`Handle::release`].
+    /// Pages whose renderer died while they waited are closed, not handed out.
     pub fn page(&self) -> anyhow::Result<Page> {
         let ready = {
             let mut state = self.pool.lock();
             state.active += 1;
-            let page = state.ready.pop_front();
+            let mut found = None;
+            while let Some(page) = state.ready.pop_front() {
+                if page.crashed() {
+                    tracing::warn!("a ready page's renderer crashed; closing it");
+                    state.finished.push(page);
+                } else {
+                    found = Some(page);
+                    break;
+                }
+            }
             self.pool.changed.notify_all();
-            page
+            found
         };
         match ready {
             Some(page) => Ok(page),
-            None => prepare(&self.browser, &self.control).inspect_err(|_| self.done()),
+            None => prepare(&self.browser, &self.control).inspect_err(|_| {
+                self.pool.lock().broken = true;
+                self.done();
+            }),
         }
     }
 
@@ -118,6 +159,18 @@ impl Handle {
     fn done(&self) {
         let mut state = self.pool.lock();
         state.active = state.active.saturating_sub(1);
+    }
+
+    /// A job gives up on its page while a call to it may still be pending (the renderer
+    /// died, or the deadline passed with the browser not answering). The browser is replaced
+    /// for the next jobs and killed once no other job is on it; that ends the pending call
+    /// and frees the thread waiting for it.
+    pub fn abandon(&self) {
+        let mut state = self.pool.lock();
+        state.abandoned += 1;
+        state.retired = true;
+        state.ready.clear();
+        self.pool.changed.notify_all();
     }
 }
 
@@ -138,15 +191,26 @@ fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
         tab,
         context_id,
         metrics: (DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0),
+        crashed: Arc::new(AtomicBool::new(false)),
     };
+    let flag = page.crashed.clone();
     let setup = page
         .tab
-        .call_method(Network::Enable {
-            max_total_buffer_size: None,
-            max_resource_buffer_size: None,
-            max_post_data_size: None,
-            report_direct_socket_traffic: None,
-            enable_durable_messages: None,
+        .add_event_listener(Arc::new(move |event: &Event| {
+            if matches!(event, Event::InspectorTargetCrashed(_)) {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }))
+        // The inspector domain reports the renderer's crash (`Inspector.targetCrashed`).
+        .and_then(|_| page.tab.call_method(Inspector::Enable(None)).map(drop))
+        .and_then(|_| {
+            page.tab.call_method(Network::Enable {
+                max_total_buffer_size: None,
+                max_resource_buffer_size: None,
+                max_post_data_size: None,
+                report_direct_socket_traffic: None,
+                enable_durable_messages: None,
+            })
         })
         .and_then(|_| set_metrics(&page.tab, DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0))
         // A tab of a new context opens in the background, where Chromium throttles timers and
@@ -209,6 +273,14 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                 }
             };
             while state.finished.is_empty() && wanted(&state) == 0 {
+                if state.retired && state.abandoned > 0 && state.active <= state.abandoned {
+                    drop(state);
+                    if let Some(b) = browser.upgrade() {
+                        tracing::warn!("killing a Chromium with calls that will not be answered");
+                        kill(&b);
+                    }
+                    return;
+                }
                 let (s, timeout) = pool
                     .changed
                     .wait_timeout(state, Duration::from_secs(1))
@@ -239,6 +311,7 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                         Some(Ok(_)) | None => {}
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "could not prepare a page");
+                            state.broken = true;
                             drop(state);
                             // Not at once again: the keeper retries after this pause.
                             std::thread::sleep(Duration::from_millis(500));
@@ -253,7 +326,15 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
             }
         }
         for page in finished {
-            close(&control, page);
+            // A call to a tab whose renderer died may go unanswered until the call timeout:
+            // never on this thread, which keeps pages coming.
+            let ctl = control.clone();
+            if let Err(e) = std::thread::Builder::new()
+                .name("chromium-close".to_string())
+                .spawn(move || close(&ctl, page))
+            {
+                tracing::warn!(error = %e, "could not start a thread to close a page");
+            }
         }
     }
 }
@@ -274,9 +355,13 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     }
     let mut ticking = false;
     loop {
-        {
+        let script = {
             let mut state = pool.lock();
-            while (state.active > 0) == ticking {
+            loop {
+                if (state.active > 0) != ticking {
+                    ticking = state.active > 0;
+                    break if ticking { START } else { STOP };
+                }
                 let (s, timeout) = pool
                     .changed
                     .wait_timeout(state, Duration::from_secs(1))
@@ -286,16 +371,27 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                     return;
                 }
             }
-            ticking = state.active > 0;
-        }
+        };
         if browser.strong_count() == 0 {
             return;
         }
-        if control
-            .evaluate(if ticking { START } else { STOP }, false)
-            .is_err()
-        {
-            return;
+        if control.evaluate(script, false).is_err() {
+            // The control tab's renderer may have died (a page killing renderers takes it
+            // too): a navigation gives the tab a new one. Anything else ends the pump.
+            let revived = control
+                .call_method(CdpPage::Navigate {
+                    url: "about:blank".to_string(),
+                    referrer: None,
+                    transition_Type: None,
+                    frame_id: None,
+                    referrer_policy: None,
+                })
+                .and_then(|_| control.evaluate(script, false));
+            if let Err(e) = revived {
+                tracing::warn!(error = %e, "the browser's message pump stopped");
+                return;
+            }
+            tracing::info!("the control tab's renderer was replaced");
         }
     }
 }
@@ -343,13 +439,20 @@ impl Chrome {
             sandbox: false,
             path: Some(self.path.clone()),
             args,
-            // Our own waits bound every job; a quiet browser is not a dead one.
+            // headless_chrome waits this long for the answer to any call, and ends its
+            // handling of the browser's events (for good: a later event then closes the
+            // connection) after as long without one, so it cannot be short. Calls that are
+            // never answered (a tab whose renderer died) are ended by killing the browser
+            // (see `Handle::abandon`).
             idle_browser_timeout: Duration::from_secs(24 * 3600),
             window_size: Some((DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1)),
             ..LaunchOptions::default()
         };
         let browser = Browser::new(options)
             .with_context(|| format!("failed to launch Chromium at {}", self.path.display()))?;
+        // Bounds the wait for a new tab (some 0.4 s normally): a browser whose event handling
+        // stopped is noticed in seconds, not after headless_chrome's default of 20.
+        browser.set_default_timeout(NEW_TAB_TIMEOUT);
         tracing::info!(pid = ?browser.get_process_id(), "Chromium launched");
         enconvert_metrics::browser_launched();
         Ok(browser)
@@ -362,17 +465,29 @@ impl Chrome {
             .lock()
             .map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
         if let Some(s) = slot.as_mut() {
-            if s.jobs < self.recycle_after {
+            let (broken, retired) = {
+                let state = s.pool.lock();
+                (state.broken, state.retired)
+            };
+            if retired {
+                tracing::info!("replacing a Chromium given up by a job");
+                enconvert_metrics::browser_restarted("failed");
+            } else if broken {
+                tracing::warn!("replacing a Chromium that could not prepare a page");
+                enconvert_metrics::browser_restarted("failed");
+                retire(&s.pool);
+            } else if s.jobs < self.recycle_after {
                 s.jobs += 1;
                 return Ok(Handle {
                     browser: s.browser.clone(),
                     control: s.control.clone(),
                     pool: s.pool.clone(),
                 });
+            } else {
+                tracing::info!(jobs = s.jobs, "recycling Chromium");
+                enconvert_metrics::browser_restarted("recycled");
+                retire(&s.pool);
             }
-            tracing::info!(jobs = s.jobs, "recycling Chromium");
-            enconvert_metrics::browser_restarted("recycled");
-            retire(&s.pool);
         }
         // The old browser (if any) is killed when the last job holding it drops its handle.
         let browser = Arc::new(self.launch()?);
@@ -421,13 +536,8 @@ impl Chrome {
         // A page being prepared (or a job past its grace) may still hold the browser, and the
         // process may exit before it lets go: kill Chromium now. Holding `browser` keeps the
         // child unreaped, so the pid cannot have been reused.
-        if Arc::strong_count(&browser) > 1
-            && let Some(pid) = browser
-                .get_process_id()
-                .and_then(|p| i32::try_from(p).ok())
-                .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        if Arc::strong_count(&browser) > 1 {
+            kill(&browser);
         }
         drop(browser);
         tracing::info!("Chromium stopped");
@@ -451,6 +561,18 @@ impl Chrome {
     /// Launches the browser now, so the first job does not pay for it.
     pub fn warm_up(&self) -> anyhow::Result<()> {
         self.get().map(drop)
+    }
+}
+
+/// SIGKILL to the browser process. Holding `browser` keeps the child unreaped, so the pid
+/// cannot have been reused.
+fn kill(browser: &Browser) {
+    if let Some(pid) = browser
+        .get_process_id()
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
 

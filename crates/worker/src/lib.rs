@@ -330,12 +330,13 @@ impl Worker {
         let outcome = match rendered {
             Ok(bytes) => self.store(&job, &batch, &options, bytes).await?,
             Err(RenderError::Target(error)) => Outcome::Failed { error },
-            Err(RenderError::Browser(error)) => {
-                // Give the job back so the redelivery can take it at once.
+            Err(error @ (RenderError::Browser(_) | RenderError::Crashed)) => {
+                // Give the job back so the redelivery can take it at once; the delivery limit
+                // ends a page that crashes every time.
                 let mut conn = self.db.conn().await?;
                 jobs::release(&mut conn, job.id, job.attempts).await?;
                 enconvert_metrics::job(&batch.endpoint, "requeued");
-                anyhow::bail!("browser failure: {error}");
+                anyhow::bail!("{error}");
             }
         };
         let ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
@@ -343,35 +344,15 @@ impl Worker {
         Ok(Disposition::Ack)
     }
 
-    /// Renders on a blocking thread, bounded by the render timeout. On timeout the tab is
-    /// closed, which ends the blocking calls still waiting on it.
     async fn render(&self, url: &str, options: &RenderOptions) -> Result<Vec<u8>, RenderError> {
-        let deadline = Instant::now() + self.render_timeout;
-        let slot: TabSlot = Arc::new(Mutex::new(None));
-        let chrome = self.chrome.clone();
-        let (url_owned, opts, slot2) = (url.to_string(), options.clone(), slot.clone());
-        let quiet = self.network_quiet;
-        let task = tokio::task::spawn_blocking(move || {
-            let browser = chrome
-                .get()
-                .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
-            let result = render::render(&browser, &url_owned, &opts, quiet, deadline, &slot2);
-            if matches!(result, Err(RenderError::Browser(_))) {
-                chrome.discard(&browser);
-            }
-            result
-        });
-        match tokio::time::timeout(self.render_timeout + Duration::from_secs(2), task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(RenderError::Browser(join.to_string())),
-            Err(_) => {
-                let tab = slot.lock().ok().and_then(|mut s| s.take());
-                if let Some(tab) = tab {
-                    let _ = tokio::task::spawn_blocking(move || tab.close(false)).await;
-                }
-                Err(RenderError::Target("Page load timeout".to_string()))
-            }
-        }
+        render_page(
+            &self.chrome,
+            url,
+            options,
+            self.network_quiet,
+            self.render_timeout,
+        )
+        .await
     }
 
     async fn store(
@@ -456,11 +437,82 @@ impl Worker {
     }
 }
 
+/// Renders `url` on a blocking thread, bounded by `render_timeout`; a browser failure
+/// discards the browser. It returns as soon as the page's renderer crashes, or at the
+/// deadline: the tab is then closed, and the blocking thread ends by itself (its pending call
+/// fails by the browser's call timeout).
+pub async fn render_page(
+    chrome: &Chrome,
+    url: &str,
+    options: &RenderOptions,
+    network_quiet: Duration,
+    render_timeout: Duration,
+) -> Result<Vec<u8>, RenderError> {
+    let deadline = Instant::now() + render_timeout;
+    let slot: TabSlot = Arc::new(Mutex::new(None));
+    let chrome = chrome.clone();
+    let (url_owned, opts, slot2) = (url.to_string(), options.clone(), slot.clone());
+    let quiet = network_quiet;
+    let task = tokio::task::spawn_blocking(move || {
+        let browser = chrome
+            .get()
+            .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
+        let result = render::render(&browser, &url_owned, &opts, quiet, deadline, &slot2);
+        if matches!(result, Err(RenderError::Browser(_))) {
+            chrome.discard(&browser);
+        }
+        result
+    });
+    let timeout = tokio::time::sleep(render_timeout + Duration::from_secs(2));
+    let mut watch = tokio::time::interval(CRASH_POLL);
+    tokio::pin!(task, timeout);
+    let given_up = loop {
+        tokio::select! {
+            joined = &mut task => return joined_result(joined),
+            () = &mut timeout => break RenderError::Target("Page load timeout".to_string()),
+            _ = watch.tick() => {
+                if slot.lock().ok().is_some_and(|s| s.as_ref().is_some_and(|c| c.crashed())) {
+                    // Most waits see the crash themselves and end the render at once.
+                    if let Ok(joined) = tokio::time::timeout(CRASH_GRACE, &mut task).await {
+                        return joined_result(joined);
+                    }
+                    break RenderError::Crashed;
+                }
+            }
+        }
+    };
+    // The render thread is stuck in a call that will not be answered: close the tab, and
+    // give the browser up (it is killed once no other job is on it, which ends the call).
+    let current = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some(current) = current {
+        current.browser.abandon();
+        let crashed = current.crashed();
+        tokio::task::spawn_blocking(move || current.tab.close(false));
+        if crashed {
+            return Err(RenderError::Crashed);
+        }
+    }
+    Err(given_up)
+}
+
+fn joined_result(
+    joined: Result<Result<Vec<u8>, RenderError>, tokio::task::JoinError>,
+) -> Result<Vec<u8>, RenderError> {
+    joined.unwrap_or_else(|join| Err(RenderError::Browser(join.to_string())))
+}
+
+/// How long a render whose renderer crashed has to end by itself.
+const CRASH_GRACE: Duration = Duration::from_secs(1);
+
+/// How often a running render is checked for a crashed renderer.
+const CRASH_POLL: Duration = Duration::from_millis(100);
+
 /// The label of a render's result in `enconvert_render_duration_seconds`.
 fn render_outcome(r: &Result<Vec<u8>, RenderError>) -> &'static str {
     match r {
         Ok(_) => "success",
         Err(RenderError::Target(_)) => "target_error",
         Err(RenderError::Browser(_)) => "browser_error",
+        Err(RenderError::Crashed) => "renderer_crashed",
     }
 }

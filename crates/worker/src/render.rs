@@ -1,6 +1,7 @@
 //! Rendering one page to a PDF or an image (blocking: runs on a blocking thread).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,10 @@ pub enum RenderError {
     /// The browser failed: the job is retried on a fresh browser.
     #[error("browser failure: {0}")]
     Browser(String),
+    /// The page's renderer process crashed (or was killed) during the render: the job is
+    /// retried, on the same browser, until its delivery limit.
+    #[error("The page's renderer crashed while rendering it")]
+    Crashed,
 }
 
 type Result<T> = std::result::Result<T, RenderError>;
@@ -31,8 +36,24 @@ fn browser_err(e: impl std::fmt::Display) -> RenderError {
     RenderError::Browser(e.to_string())
 }
 
-/// Where the render's tab is published, so that the async side can close it on timeout.
-pub type TabSlot = Arc<Mutex<Option<Arc<Tab>>>>;
+/// The page a render is working on, published for the async side: it closes the tab on
+/// timeout, and gives up at once when the renderer crashed (a call to a crashed tab is not
+/// answered until the browser's call timeout).
+pub struct Current {
+    pub tab: Arc<Tab>,
+    /// The browser the page belongs to.
+    pub browser: Handle,
+    crashed: Arc<AtomicBool>,
+}
+
+impl Current {
+    pub fn crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+}
+
+/// Where the render's page is published while it runs.
+pub type TabSlot = Arc<Mutex<Option<Current>>>;
 
 const AD_HOSTS: &[&str] = &[
     "*doubleclick.net*",
@@ -133,6 +154,8 @@ struct Watch {
     last_activity: Option<Instant>,
     /// The egress proxy's verdicts on documents it did not fetch, by loader id.
     egress: HashMap<String, String>,
+    /// The renderer crashed.
+    crashed: bool,
 }
 
 /// The egress proxy's verdict header on a response, when the proxy answered it itself.
@@ -162,7 +185,8 @@ fn egress_message(verdict: &str) -> String {
 
 type Watched = Arc<(Mutex<Watch>, Condvar)>;
 
-fn watch(tab: &Tab) -> Result<Watched> {
+fn watch(page: &Page) -> Result<Watched> {
+    let tab = &page.tab;
     let watched: Watched = Arc::new((Mutex::new(Watch::default()), Condvar::new()));
     let w = watched.clone();
     tab.add_event_listener(Arc::new(move |event: &Event| {
@@ -193,11 +217,18 @@ fn watch(tab: &Tab) -> Result<Watched> {
                 state.in_flight.remove(&e.params.request_id);
                 state.last_activity = Some(Instant::now());
             }
+            Event::InspectorTargetCrashed(_) => state.crashed = true,
             _ => return,
         }
         changed.notify_all();
     }))
     .map_err(browser_err)?;
+    // A crash before the listener was added was recorded on the page.
+    if page.crashed()
+        && let Ok(mut state) = watched.0.lock()
+    {
+        state.crashed = true;
+    }
     Ok(watched)
 }
 
@@ -218,9 +249,18 @@ pub fn render(
         .page()
         .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
     if let Ok(mut s) = slot.lock() {
-        *s = Some(page.tab.clone());
+        *s = Some(Current {
+            tab: page.tab.clone(),
+            browser: browser.clone(),
+            crashed: page.crash_flag(),
+        });
     }
-    let result = render_in(&mut page, url, options, network_quiet, deadline);
+    let mut result = render_in(&mut page, url, options, network_quiet, deadline);
+    // Whatever a call on a crashed page reported (a timeout, a closed session), the cause is
+    // the crash.
+    if result.is_err() && page.crashed() {
+        result = Err(RenderError::Crashed);
+    }
     if let Ok(mut s) = slot.lock() {
         *s = None;
     }
@@ -319,7 +359,7 @@ fn render_in(
         tab.enable_fetch(None, Some(true)).map_err(browser_err)?;
     }
 
-    let watched = watch(&tab)?;
+    let watched = watch(page)?;
     let nav = tab
         .call_method(CdpPage::Navigate {
             url: url.to_string(),
@@ -337,6 +377,10 @@ fn render_in(
             }
         })?;
     if let Some(error) = nav.error_text {
+        // A renderer killed under a navigation aborts it; the crash is reported just after.
+        if error.contains("ERR_ABORTED") && crashed_within(&watched, CRASH_REPORT_WAIT) {
+            return Err(RenderError::Crashed);
+        }
         return Err(RenderError::Target(describe_net_error(&error)));
     }
     // A navigation to the same document (a fragment) has no loader and no new load event.
@@ -405,10 +449,25 @@ fn wait_event(watched: &Watched, loader: &str, name: &str, deadline: Instant) ->
     let mut state = lock.lock().map_err(browser_err)?;
     let key = (loader.to_string(), name.to_string());
     while !state.lifecycle.contains(&key) {
+        if state.crashed {
+            return Err(RenderError::Crashed);
+        }
         let left = remaining(deadline)?;
         state = changed.wait_timeout(state, left).map_err(browser_err)?.0;
     }
     Ok(())
+}
+
+/// How long an aborted navigation waits for its renderer's crash to be reported.
+const CRASH_REPORT_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the page's renderer crashed, waiting up to `wait` for the report.
+fn crashed_within(watched: &Watched, wait: Duration) -> bool {
+    let (lock, changed) = &**watched;
+    let Ok(state) = lock.lock() else { return false };
+    changed
+        .wait_timeout_while(state, wait, |s| !s.crashed)
+        .is_ok_and(|(s, _)| s.crashed)
 }
 
 /// Waits (at most [`NETWORK_QUIET_BUDGET`]) until no request has been in flight for `quiet`.
@@ -418,7 +477,7 @@ fn wait_network_quiet(watched: &Watched, quiet: Duration, deadline: Instant) {
     let Ok(mut state) = lock.lock() else { return };
     loop {
         let now = Instant::now();
-        if now >= until {
+        if now >= until || state.crashed {
             return;
         }
         let wait = if state.in_flight.is_empty() {

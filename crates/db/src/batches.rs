@@ -206,6 +206,44 @@ where
     .await
 }
 
+/// Gives up the archive of a ZIP batch whose build kept failing (its message was
+/// dead-lettered): the batch fails with `error`. Writes the messages `announce` builds in the
+/// same transaction. `None` when the archive was not pending (built after all, or a duplicate).
+pub async fn fail_archive<F>(
+    conn: &mut Conn,
+    batch_id: Uuid,
+    error: &str,
+    announce: F,
+) -> Result<Option<Batch>, DbError>
+where
+    F: FnOnce(&Batch) -> Vec<OutboxMessage> + Send,
+{
+    conn.transaction::<_, DbError, _>(|conn| {
+        async move {
+            let batch: Option<Batch> = diesel::update(
+                batches::table
+                    .find(batch_id)
+                    .filter(batches::archive_status.eq("pending")),
+            )
+            .set((
+                batches::archive_status.eq("failed"),
+                batches::archive_error.eq(error),
+                batches::completed_at.eq(chrono::Utc::now()),
+            ))
+            .returning(Batch::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            if let Some(b) = &batch {
+                outbox::insert(conn, &announce(b)).await?;
+            }
+            Ok(batch)
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
 /// Records what a website batch's discovery found: the batch's counts, one job per page and
 /// the messages announcing them, in one transaction. Only a batch whose discovery is still
 /// pending changes; `false` means another delivery got there first and nothing was written.

@@ -98,6 +98,8 @@ pub struct Batch {
     /// Website batches: an `enconvert_domain::discovery::DiscoveryRequest`.
     pub discovery_request: Option<serde_json::Value>,
     pub discovery_error: Option<String>,
+    /// ZIP batches: why the archive could not be built (given up after the delivery limit).
+    pub archive_error: Option<String>,
 }
 
 impl Batch {
@@ -123,7 +125,12 @@ impl Batch {
             Some("pending") => return enconvert_domain::BatchStatus::Processing,
             _ => {}
         }
-        let pending = self.output_mode() == enconvert_domain::OutputMode::Zip
+        let zip = self.output_mode() == enconvert_domain::OutputMode::Zip;
+        // In ZIP mode the archive is what the client gets: without it the batch failed.
+        if zip && self.archive_error.is_some() {
+            return enconvert_domain::BatchStatus::Failed;
+        }
+        let pending = zip
             && self.archive_status.as_deref() != Some("stored")
             && self.archive_status.as_deref() != Some("failed");
         self.counts().status(pending)

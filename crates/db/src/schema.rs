@@ -66,6 +66,7 @@ diesel::table! {
         total_discovered -> Nullable<Int4>,
         discovery_request -> Nullable<Jsonb>,
         discovery_error -> Nullable<Text>,
+        archive_error -> Nullable<Text>,
     }
 }
 

@@ -1381,6 +1381,7 @@ async fn a_job_stranded_by_a_dead_worker_is_requeued_and_finishes_once() {
             total_discovered: None,
             discovery_request: None,
             discovery_error: None,
+            archive_error: None,
         };
         let mut job =
             enconvert_db::models::Job::new_queued(batch_id, project.id, None, 0, site.url("/p"));

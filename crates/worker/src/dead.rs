@@ -1,9 +1,9 @@
 //! Giving up: work that failed `ENCONVERT_DELIVERY_LIMIT` times must still end, so that its
 //! batch completes and its owner is told. Two ways in:
 //!
-//! - a message dead-lettered by RabbitMQ (`render.*.dead`, `discover.dead`) is consumed here:
-//!   its job is failed with an error (or its website batch's discovery), through the usual
-//!   outbox announcements;
+//! - a message dead-lettered by RabbitMQ (`render.*.dead`, `discover.dead`,
+//!   `archive.build.dead`) is consumed here: its job is failed with an error (or its website
+//!   batch's discovery, or its ZIP batch's archive), through the usual outbox announcements;
 //! - a job that kills its worker never reaches the delivery limit (its message is acked as a
 //!   duplicate while the lease is live, and the reconciler requeues it with a fresh one), so
 //!   a job claimed for more attempts than the limit is failed instead of rendered.
@@ -14,7 +14,7 @@ use enconvert_db::batches;
 use enconvert_db::jobs::{self, Outcome};
 use enconvert_db::models::Job;
 use enconvert_domain::OutputMode;
-use enconvert_domain::events::{BatchCompleted, DiscoverJob, RenderJob};
+use enconvert_domain::events::{ArchiveJob, BatchCompleted, DiscoverJob, RenderJob};
 use enconvert_queue::consumer::{Disposition, Handler, Incoming, Subscription};
 use enconvert_queue::{messages, topology};
 
@@ -47,7 +47,18 @@ pub(crate) fn subscriptions(worker: &Worker) -> Vec<Subscription> {
             Box::pin(async move { settle(worker.dead_discover(msg).await) })
         })
     };
+    let archive: Handler = {
+        let worker = worker.clone();
+        Arc::new(move |msg: Incoming| {
+            let worker = worker.clone();
+            Box::pin(async move { settle(worker.dead_archive(msg).await) })
+        })
+    };
     vec![
+        Subscription {
+            queue: topology::dead_letter_queue(topology::ARCHIVE),
+            handler: archive,
+        },
         Subscription {
             queue: topology::dead_letter_queue(topology::RENDER_SYNC),
             handler: render.clone(),
@@ -97,6 +108,36 @@ impl Worker {
             0,
         )
         .await?;
+        Ok(())
+    }
+
+    async fn dead_archive(&self, msg: Incoming) -> anyhow::Result<()> {
+        let Ok(work) = serde_json::from_slice::<ArchiveJob>(&msg.data) else {
+            tracing::error!("unreadable dead-lettered archive message; dropped");
+            return Ok(());
+        };
+        let mut conn = self.db.conn().await?;
+        let failed = batches::fail_archive(
+            &mut conn,
+            work.batch_id,
+            &format!(
+                "The ZIP archive could not be built: it failed {} times in a row; gave up.",
+                self.delivery_limit
+            ),
+            |b| {
+                vec![messages::batch_completed(&BatchCompleted {
+                    batch_id: b.id,
+                    project_id: b.project_id,
+                    status: b.status(),
+                    output_mode: OutputMode::Zip,
+                })]
+            },
+        )
+        .await?;
+        if failed.is_some() {
+            tracing::warn!(batch.id = %work.batch_id, "archive message dead-lettered; batch failed");
+            self.relay_wake.notify_one();
+        }
         Ok(())
     }
 

@@ -245,6 +245,8 @@ impl Worker {
             tracing::error!("unreadable archive message, dead-lettering it");
             return Disposition::DeadLetter;
         };
+        // A message that crashes its worker before anything is recorded.
+        enconvert_config::failpoint("worker.archive");
         let span = tracing::info_span!("archive", batch.id = %work.batch_id);
         async {
             match self.build_archive(&work).await {

@@ -199,6 +199,7 @@ pub(crate) fn batch_row(project_id: Uuid, request: &ConvertRequest) -> Batch {
         total_discovered: None,
         discovery_request: None,
         discovery_error: None,
+        archive_error: None,
     }
 }
 

@@ -99,7 +99,10 @@ pub async fn batch(
         total_discovered: batch
             .total_discovered
             .map(|n| u32::try_from(n).unwrap_or(0)),
-        error: batch.discovery_error.clone(),
+        error: batch
+            .discovery_error
+            .clone()
+            .or_else(|| batch.archive_error.clone()),
     }))
 }
 

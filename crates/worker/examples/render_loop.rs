@@ -3,6 +3,7 @@
 //! (docs/performance.md).
 //!
 //! `cargo run --release -p enconvert-worker --example render_loop -- N C URL...`
+//! (`RENDER_LOOP_ARGS="--flag ..."` adds Chromium flags.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,11 @@ use enconvert_worker::browser::Chrome;
 use enconvert_worker::render::{self, TabSlot};
 
 fn main() -> anyhow::Result<()> {
+    // RUST_LOG=enconvert_worker=debug shows each render's phases.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map_or(Ok(40), |s| s.parse())?;
     let c: usize = args.get(1).map_or(Ok(4), |s| s.parse())?;
@@ -28,7 +34,11 @@ fn main() -> anyhow::Result<()> {
         .validate(Endpoint::UrlToPdf, &allow)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?
         .options;
-    let chrome = Chrome::new("/usr/bin/chromium".into(), c, Vec::new());
+    // RENDER_LOOP_ARGS: extra Chromium flags, space-separated (to try one).
+    let extra: Vec<String> = std::env::var("RENDER_LOOP_ARGS")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let chrome = Chrome::new("/usr/bin/chromium".into(), c, extra);
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));
     let next = Arc::new(AtomicUsize::new(0));

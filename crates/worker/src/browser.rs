@@ -346,8 +346,22 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
 fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     const START: &str = "window.__tick = window.__tick || setInterval(() => console.debug(''), 3)";
     const STOP: &str = "clearInterval(window.__tick); window.__tick = 0";
+    // The control tab's renderer can die too (a page killing renderers); a call to it would
+    // then never be answered, so the crash is watched and the tab navigated to get a new one.
+    let crashed = Arc::new(AtomicBool::new(false));
+    let flag = crashed.clone();
     if control
-        .call_method(Emulation::SetFocusEmulationEnabled { enabled: true })
+        .add_event_listener(Arc::new(move |event: &Event| {
+            if matches!(event, Event::InspectorTargetCrashed(_)) {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }))
+        .and_then(|_| control.call_method(Inspector::Enable(None)).map(drop))
+        .and_then(|_| {
+            control
+                .call_method(Emulation::SetFocusEmulationEnabled { enabled: true })
+                .map(drop)
+        })
         .and_then(|_| control.enable_runtime().map(drop))
         .is_err()
     {
@@ -375,23 +389,23 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
         if browser.strong_count() == 0 {
             return;
         }
-        if control.evaluate(script, false).is_err() {
-            // The control tab's renderer may have died (a page killing renderers takes it
-            // too): a navigation gives the tab a new one. Anything else ends the pump.
-            let revived = control
-                .call_method(CdpPage::Navigate {
-                    url: "about:blank".to_string(),
-                    referrer: None,
-                    transition_Type: None,
-                    frame_id: None,
-                    referrer_policy: None,
-                })
-                .and_then(|_| control.evaluate(script, false));
+        if crashed.swap(false, Ordering::SeqCst) {
+            let revived = control.call_method(CdpPage::Navigate {
+                url: "about:blank".to_string(),
+                referrer: None,
+                transition_Type: None,
+                frame_id: None,
+                referrer_policy: None,
+            });
             if let Err(e) = revived {
                 tracing::warn!(error = %e, "the browser's message pump stopped");
                 return;
             }
             tracing::info!("the control tab's renderer was replaced");
+        }
+        if let Err(e) = control.evaluate(script, false) {
+            tracing::warn!(error = %e, "the browser's message pump stopped");
+            return;
         }
     }
 }

@@ -360,6 +360,7 @@ fn render_in(
     }
 
     let watched = watch(page)?;
+    let t0 = Instant::now();
     let nav = tab
         .call_method(CdpPage::Navigate {
             url: url.to_string(),
@@ -396,6 +397,7 @@ fn render_in(
         }
     }
 
+    let t_load = t0.elapsed();
     // One round trip: web fonts in use are there, and the document's HTTP status. (Awaiting
     // `fonts.ready` when nothing is loading still waits for a frame, some 200 ms.)
     let status = eval_f64(
@@ -436,11 +438,19 @@ fn render_in(
         wait_network_quiet(&watched, network_quiet, deadline);
     }
     remaining(deadline)?;
+    let t_ready = t0.elapsed();
 
-    match o.kind {
+    let file = match o.kind {
         OutputKind::Pdf => pdf(&tab, o),
         OutputKind::Screenshot => screenshot(&tab, o),
-    }
+    };
+    tracing::debug!(
+        load_ms = t_load.as_millis(),
+        ready_ms = t_ready.as_millis(),
+        file_ms = (t0.elapsed() - t_ready).as_millis(),
+        "render phases"
+    );
+    file
 }
 
 /// Waits for the lifecycle event `name` of the navigation `loader`.

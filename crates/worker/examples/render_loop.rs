@@ -3,7 +3,8 @@
 //! (docs/performance.md).
 //!
 //! `cargo run --release -p enconvert-worker --example render_loop -- N C URL...`
-//! (`RENDER_LOOP_ARGS="--flag ..."` adds Chromium flags.)
+//! (`RENDER_LOOP_ARGS="--flag ..."` adds Chromium flags; `RENDER_LOOP_PROXY=1` runs Chromium
+//! behind the egress guard proxy, as the worker does.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +39,16 @@ fn main() -> anyhow::Result<()> {
     let extra: Vec<String> = std::env::var("RENDER_LOOP_ARGS")
         .map(|v| v.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
+    // RENDER_LOOP_PROXY=1: behind the egress guard proxy, as the worker runs it.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut extra = extra;
+    if std::env::var_os("RENDER_LOOP_PROXY").is_some() {
+        let proxy = runtime.block_on(enconvert_egress::proxy::GuardProxy::start(
+            allow.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        ))?;
+        extra.extend(proxy.chromium_flags());
+    }
     let chrome = Chrome::new("/usr/bin/chromium".into(), c, extra);
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));

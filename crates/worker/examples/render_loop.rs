@@ -94,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let secs = started.elapsed().as_secs_f64();
+    chrome.shutdown();
     lat.sort_unstable();
     let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(

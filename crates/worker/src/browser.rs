@@ -39,6 +39,35 @@ pub const FLAGS: &[&str] = &[
 /// How long making a tab may take before the browser is given up as broken.
 const NEW_TAB_TIMEOUT: Duration = Duration::from_secs(8);
 
+/// Runs before every document's own scripts: counts what could load content only when it is
+/// scrolled to (intersection observers, `scroll` and `wheel` listeners) in
+/// `window.__enconvertLazy`, so that the render scrolls only pages that need it (a page with
+/// none of them and no `loading="lazy"` element shows everything unscrolled).
+pub const LAZY_PROBE_JS: &str = r#"(() => {
+  const w = window;
+  if (w.__enconvertLazy !== undefined) return;
+  w.__enconvertLazy = 0;
+  const IO = w.IntersectionObserver;
+  if (IO) {
+    w.IntersectionObserver = new Proxy(IO, {
+      construct(target, args, newTarget) { w.__enconvertLazy++; return Reflect.construct(target, args, newTarget); },
+    });
+  }
+  const add = EventTarget.prototype.addEventListener;
+  EventTarget.prototype.addEventListener = new Proxy(add, {
+    apply(target, self, args) {
+      if (args[0] === 'scroll' || args[0] === 'wheel') w.__enconvertLazy++;
+      return Reflect.apply(target, self, args);
+    },
+  });
+  for (const o of [w, Document.prototype, HTMLElement.prototype]) {
+    const d = Object.getOwnPropertyDescriptor(o, 'onscroll');
+    if (d && d.set) {
+      Object.defineProperty(o, 'onscroll', { ...d, set(v) { w.__enconvertLazy++; return d.set.call(this, v); } });
+    }
+  }
+})()"#;
+
 /// The viewport a ready page is prepared with (the API's default).
 pub const DEFAULT_VIEWPORT: (u32, u32) = (1920, 1080);
 
@@ -211,6 +240,16 @@ fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
                 report_direct_socket_traffic: None,
                 enable_durable_messages: None,
             })
+        })
+        .and_then(|_| {
+            page.tab
+                .call_method(CdpPage::AddScriptToEvaluateOnNewDocument {
+                    source: LAZY_PROBE_JS.to_string(),
+                    world_name: None,
+                    include_command_line_api: None,
+                    run_immediately: None,
+                })
+                .map(drop)
         })
         .and_then(|_| set_metrics(&page.tab, DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0))
         // A tab of a new context opens in the background, where Chromium throttles timers and

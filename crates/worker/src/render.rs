@@ -85,24 +85,32 @@ const MEDIA_PATTERNS: &[&str] = &[
 ];
 
 /// Scrolls the window and every inner scrolling pane so lazy content loads, then waits
-/// (bounded) for the images that appeared.
+/// (bounded) for the images that appeared. `loading="lazy"` images are made eager instead; a
+/// page that fits its viewport, or where nothing loads on scroll (no intersection observer,
+/// no scroll listener: `LAZY_PROBE_JS`), is not scrolled at all.
 const SCROLL_JS: &str = r#"(async () => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));
   document.querySelectorAll('img[loading="lazy"]').forEach(i => { i.loading = 'eager'; });
   const step = Math.max(200, window.innerHeight);
   let guard = 0;
-  for (let y = 0; y < document.documentElement.scrollHeight && guard < 300; y += step, guard++) {
-    window.scrollTo(0, y); await sleep(40);
+  let moved = false;
+  // Nothing on the page loads on scroll (see LAZY_PROBE_JS; unknown counts as something).
+  const lazy = window.__enconvertLazy !== 0 || !!document.querySelector('iframe[loading="lazy"]');
+  if (lazy && document.documentElement.scrollHeight > window.innerHeight + 1) {
+    moved = true;
+    for (let y = 0; y < document.documentElement.scrollHeight && guard < 300; y += step, guard++) {
+      window.scrollTo(0, y); await sleep(40);
+    }
+    window.scrollTo(0, document.documentElement.scrollHeight); await sleep(40);
   }
-  window.scrollTo(0, document.documentElement.scrollHeight); await sleep(40);
   const all = document.body ? document.body.getElementsByTagName('*') : [];
   let panes = 0;
-  for (let i = 0; i < all.length && i < 20000 && panes < 50; i++) {
+  for (let i = 0; lazy && i < all.length && i < 20000 && panes < 50; i++) {
     const el = all[i];
     if (el.scrollHeight > el.clientHeight + 20) {
       const s = getComputedStyle(el).overflowY;
       if (s === 'auto' || s === 'scroll') {
-        panes++;
+        panes++; moved = true;
         for (let t = 0; t < el.scrollHeight && guard < 600; t += Math.max(100, el.clientHeight), guard++) {
           el.scrollTop = t; await sleep(30);
         }
@@ -110,13 +118,17 @@ const SCROLL_JS: &str = r#"(async () => {
       }
     }
   }
-  window.scrollTo(0, 0);
-  await sleep(50);
+  if (moved) {
+    window.scrollTo(0, 0);
+    await sleep(50);
+  }
   const pending = Array.from(document.images).filter(i => !i.complete);
   await Promise.race([
     Promise.all(pending.map(i => new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); }))),
     sleep(3000),
   ]);
+  // Content that appeared may use fonts not loaded yet.
+  if (document.fonts.status !== 'loaded') await document.fonts.ready;
   return true;
 })()"#;
 
@@ -427,8 +439,9 @@ fn render_in(
         tab.set_default_timeout(remaining(deadline)?);
         tab.evaluate(SCROLL_JS, true).map_err(browser_err)?;
     }
-    if o.wait_for_selector.is_some() || o.enable_scroll {
-        // Content that appeared since may use fonts not loaded yet.
+    if o.wait_for_selector.is_some() && !o.enable_scroll {
+        // Content that appeared since may use fonts not loaded yet (the scroll script waits
+        // for them itself).
         let _ = tab.evaluate(
             "document.fonts.status === 'loaded' || document.fonts.ready.then(() => true)",
             true,

@@ -849,6 +849,48 @@ impl Faults {
         }
     }
 
+    /// The batch status the api answers for `batch_id`.
+    pub async fn batch(&self, batch_id: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/convert/batch/{batch_id}", self.base))
+            .header("X-API-Key", &self.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls `batch_id` until it is no longer `processing` (within the settle time), starting
+    /// the worker again with `extra` whenever it died, as a supervisor would. The final batch
+    /// and the number of restarts.
+    pub async fn batch_through_crashes(
+        &mut self,
+        batch_id: &str,
+        extra: &[(&str, &str)],
+        within: Duration,
+    ) -> (Value, u32) {
+        let deadline = Instant::now() + within;
+        let mut restarts = 0;
+        loop {
+            let b = self.batch(batch_id).await;
+            if b["status"] != "processing" {
+                return (b, restarts);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the batch is still processing after {restarts} worker crashes: {b}"
+            );
+            if !self.workers[0].alive() {
+                self.workers.clear();
+                self.spawn_worker(extra);
+                restarts += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// Jobs of the project by status.
     pub async fn job_states(&self) -> BTreeMap<String, String> {
         use enconvert_db::schema::jobs;

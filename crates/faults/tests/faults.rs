@@ -447,16 +447,7 @@ async fn f03_page_crashing_the_renderer_every_time_is_given_up() {
 
     let deadline = Instant::now() + *SETTLE;
     let batch = loop {
-        let b: serde_json::Value = f
-            .http
-            .get(format!("{}/v1/convert/batch/{batch_id}", f.base))
-            .header("X-API-Key", &f.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let b = f.batch(&batch_id).await;
         if b["status"] != "processing" {
             break b;
         }
@@ -769,33 +760,7 @@ async fn f03_dead_lettered_discovery_fails_its_website_batch() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 202, "{body}");
     let batch_id = body["batch_id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + *SETTLE;
-    let mut restarts = 0;
-    let batch = loop {
-        let b: serde_json::Value = f
-            .http
-            .get(format!("{}/v1/convert/batch/{batch_id}", f.base))
-            .header("X-API-Key", &f.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if b["status"] != "processing" {
-            break b;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the website batch is still processing after {restarts} worker crashes: {b}"
-        );
-        if !f.workers[0].alive() {
-            f.workers.clear();
-            f.spawn_worker(&crash);
-            restarts += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let (batch, restarts) = f.batch_through_crashes(&batch_id, &crash, *SETTLE).await;
     println!("f03w: {restarts} worker crashes, batch {batch}");
     assert!(
         restarts >= limit,
@@ -849,33 +814,7 @@ async fn f03_dead_lettered_archive_fails_its_zip_batch() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 202, "{body}");
     let batch_id = body["batch_id"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + *SETTLE;
-    let mut restarts = 0;
-    let batch = loop {
-        let b: serde_json::Value = f
-            .http
-            .get(format!("{}/v1/convert/batch/{batch_id}", f.base))
-            .header("X-API-Key", &f.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if b["status"] != "processing" {
-            break b;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the ZIP batch is still processing after {restarts} worker crashes: {b}"
-        );
-        if !f.workers[0].alive() {
-            f.workers.clear();
-            f.spawn_worker(&crash);
-            restarts += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let (batch, restarts) = f.batch_through_crashes(&batch_id, &crash, *SETTLE).await;
     println!("f03z: {restarts} worker crashes, batch {batch}");
     assert!(
         restarts >= limit,
@@ -910,16 +849,7 @@ async fn f03_dead_lettered_archive_fails_its_zip_batch() {
     assert_eq!(seen.len(), 1, "{hooks:?}");
     let hook: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
     assert_eq!(hook["status"], "failed", "{hook}");
-    let after: serde_json::Value = f
-        .http
-        .get(format!("{}/v1/convert/batch/{batch_id}", f.base))
-        .header("X-API-Key", &f.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = f.batch(&batch_id).await;
     assert_eq!(after["status"], "failed", "{after}");
 }
 

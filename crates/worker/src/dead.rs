@@ -33,27 +33,9 @@ fn gave_up(limit: u32) -> String {
 
 /// Consumers of the dead-letter queues of the render and discover queues.
 pub(crate) fn subscriptions(worker: &Worker) -> Vec<Subscription> {
-    let render: Handler = {
-        let worker = worker.clone();
-        Arc::new(move |msg: Incoming| {
-            let worker = worker.clone();
-            Box::pin(async move { settle(worker.dead_render(msg).await) })
-        })
-    };
-    let discover: Handler = {
-        let worker = worker.clone();
-        Arc::new(move |msg: Incoming| {
-            let worker = worker.clone();
-            Box::pin(async move { settle(worker.dead_discover(msg).await) })
-        })
-    };
-    let archive: Handler = {
-        let worker = worker.clone();
-        Arc::new(move |msg: Incoming| {
-            let worker = worker.clone();
-            Box::pin(async move { settle(worker.dead_archive(msg).await) })
-        })
-    };
+    let render = handler(worker, |w, msg| async move { w.dead_render(msg).await });
+    let discover = handler(worker, |w, msg| async move { w.dead_discover(msg).await });
+    let archive = handler(worker, |w, msg| async move { w.dead_archive(msg).await });
     vec![
         Subscription {
             queue: topology::dead_letter_queue(topology::ARCHIVE),
@@ -72,6 +54,21 @@ pub(crate) fn subscriptions(worker: &Worker) -> Vec<Subscription> {
             handler: discover,
         },
     ]
+}
+
+/// A consumer handler that runs `record` for each dead letter and settles the message by its
+/// result.
+fn handler<F, Fut>(worker: &Worker, record: F) -> Handler
+where
+    F: Fn(Worker, Incoming) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let worker = worker.clone();
+    let record = Arc::new(record);
+    Arc::new(move |msg: Incoming| {
+        let (worker, record) = (worker.clone(), record.clone());
+        Box::pin(async move { settle(record(worker, msg).await) })
+    })
 }
 
 fn settle(result: anyhow::Result<()>) -> Disposition {

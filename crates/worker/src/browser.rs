@@ -8,12 +8,12 @@
 //! also closes finished pages off the jobs' path; and while jobs run, a pump keeps messages
 //! flowing so no call waits for the reader's timeout.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use headless_chrome::protocol::cdp::types::Event;
@@ -38,6 +38,11 @@ pub const FLAGS: &[&str] = &[
 
 /// How long making a tab may take before the browser is given up as broken.
 const NEW_TAB_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How long preparing a page (a new tab, then a few calls to set it up) may take before the
+/// browser is given up: some 0.5 s normally, [`NEW_TAB_TIMEOUT`] at worst for the tab itself.
+/// Longer means a call to the tab is not going to be answered.
+pub const PREPARE_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// Runs before every document's own scripts: counts what could load content only when it is
 /// scrolled to (intersection observers, `scroll` and `wheel` listeners) in
@@ -99,8 +104,14 @@ struct PoolState {
     ready: VecDeque<Page>,
     /// Finished pages to close (tab and context).
     finished: Vec<Page>,
-    /// Pages being prepared now.
-    preparing: usize,
+    /// Pages being prepared now, by when each started.
+    preparing: HashMap<u64, Instant>,
+    /// The key of the next page prepared.
+    next_prepare: u64,
+    /// A page's preparation outlasted [`PREPARE_TIMEOUT`]: a call to its tab will not be
+    /// answered (its renderer died while the tab was being set up), so the browser is
+    /// replaced, and killed once no job is on it, which frees the preparing thread.
+    stuck: bool,
     /// Jobs holding a page of this browser now.
     active: usize,
     /// The browser was replaced: prepare nothing more.
@@ -308,11 +319,26 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                 if s.retired {
                     0
                 } else {
-                    pool.target.saturating_sub(s.ready.len() + s.preparing)
+                    pool.target
+                        .saturating_sub(s.ready.len() + s.preparing.len())
                 }
             };
             while state.finished.is_empty() && wanted(&state) == 0 {
-                if state.retired && state.abandoned > 0 && state.active <= state.abandoned {
+                if !state.stuck
+                    && state
+                        .preparing
+                        .values()
+                        .any(|started| started.elapsed() > PREPARE_TIMEOUT)
+                {
+                    tracing::warn!("a page's preparation is stuck; giving the browser up");
+                    state.stuck = true;
+                    state.retired = true;
+                    state.ready.clear();
+                }
+                if state.retired
+                    && (state.abandoned > 0 || state.stuck)
+                    && state.active <= state.abandoned
+                {
                     drop(state);
                     if let Some(b) = browser.upgrade() {
                         tracing::warn!("killing a Chromium with calls that will not be answered");
@@ -330,13 +356,20 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                 }
             }
             let n = wanted(&state);
-            state.preparing += n;
-            (std::mem::take(&mut state.finished), n)
+            let keys: Vec<u64> = (0..n)
+                .map(|_| {
+                    let key = state.next_prepare;
+                    state.next_prepare += 1;
+                    state.preparing.insert(key, Instant::now());
+                    key
+                })
+                .collect();
+            (std::mem::take(&mut state.finished), keys)
         };
         if browser.strong_count() == 0 {
             return;
         }
-        for _ in 0..to_prepare {
+        for key in to_prepare {
             let (weak, ctl, shared) = (browser.clone(), control.clone(), pool.clone());
             let spawned = std::thread::Builder::new()
                 .name("chromium-prepare".to_string())
@@ -344,7 +377,7 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                     let page = weak.upgrade().map(|b| prepare(&b, &ctl));
                     let pool = shared;
                     let mut state = pool.lock();
-                    state.preparing -= 1;
+                    state.preparing.remove(&key);
                     match page {
                         Some(Ok(page)) if !state.retired => state.ready.push_back(page),
                         Some(Ok(_)) | None => {}
@@ -361,7 +394,7 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                     drop(state);
                 });
             if spawned.is_err() {
-                pool.lock().preparing -= 1;
+                pool.lock().preparing.remove(&key);
             }
         }
         for page in finished {

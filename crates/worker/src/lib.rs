@@ -51,7 +51,8 @@ pub(crate) struct Worker {
     relay_wake: Arc<Notify>,
     env: String,
     render_timeout: Duration,
-    network_quiet: Duration,
+    /// What a render may wait for and load.
+    limits: render::Limits,
     /// The guarded HTTP client of website discovery.
     egress: enconvert_egress::Egress,
     discovery: discover::Limits,
@@ -113,7 +114,11 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         relay_wake: relay_wake.clone(),
         env: settings.env.clone(),
         render_timeout: settings.worker.render_timeout,
-        network_quiet: settings.worker.network_quiet,
+        limits: render::Limits {
+            network_quiet: settings.worker.network_quiet,
+            max_document_bytes: settings.worker.max_document_bytes,
+            max_page_bytes: settings.worker.max_page_bytes,
+        },
         egress: enconvert_egress::Egress::new(
             settings.allow_private.clone(),
             DISCOVERY_REQUEST_TIMEOUT,
@@ -347,14 +352,7 @@ impl Worker {
     }
 
     async fn render(&self, url: &str, options: &RenderOptions) -> Result<Vec<u8>, RenderError> {
-        render_page(
-            &self.chrome,
-            url,
-            options,
-            self.network_quiet,
-            self.render_timeout,
-        )
-        .await
+        render_page(&self.chrome, url, options, self.limits, self.render_timeout).await
     }
 
     async fn store(
@@ -447,19 +445,18 @@ pub async fn render_page(
     chrome: &Chrome,
     url: &str,
     options: &RenderOptions,
-    network_quiet: Duration,
+    limits: render::Limits,
     render_timeout: Duration,
 ) -> Result<Vec<u8>, RenderError> {
     let deadline = Instant::now() + render_timeout;
     let slot: TabSlot = Arc::new(Mutex::new(None));
     let chrome = chrome.clone();
     let (url_owned, opts, slot2) = (url.to_string(), options.clone(), slot.clone());
-    let quiet = network_quiet;
     let task = tokio::task::spawn_blocking(move || {
         let browser = chrome
             .get()
             .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
-        let result = render::render(&browser, &url_owned, &opts, quiet, deadline, &slot2);
+        let result = render::render(&browser, &url_owned, &opts, limits, deadline, &slot2);
         if matches!(result, Err(RenderError::Browser(_))) {
             chrome.discard(&browser);
         }
@@ -473,12 +470,23 @@ pub async fn render_page(
             joined = &mut task => return joined_result(joined),
             () = &mut timeout => break RenderError::Target("Page load timeout".to_string()),
             _ = watch.tick() => {
-                if slot.lock().ok().is_some_and(|s| s.as_ref().is_some_and(|c| c.crashed())) {
+                let (crashed, overdue) = slot
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.as_ref().map(|c| (c.crashed(), c.page_overdue())))
+                    .unwrap_or_default();
+                if crashed {
                     // Most waits see the crash themselves and end the render at once.
                     if let Ok(joined) = tokio::time::timeout(CRASH_GRACE, &mut task).await {
                         return joined_result(joined);
                     }
                     break RenderError::Crashed;
+                }
+                if overdue {
+                    // Preparing its page is stuck on a tab whose renderer died.
+                    break RenderError::Browser(
+                        "Chromium did not give the render a page in time".to_string(),
+                    );
                 }
             }
         }
@@ -489,7 +497,9 @@ pub async fn render_page(
     if let Some(current) = current {
         current.browser.abandon();
         let crashed = current.crashed();
-        tokio::task::spawn_blocking(move || current.tab.close(false));
+        if let Some(tab) = current.tab {
+            tokio::task::spawn_blocking(move || tab.close(false));
+        }
         if crashed {
             return Err(RenderError::Crashed);
         }

@@ -5,29 +5,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use enconvert_domain::address::AllowList;
-use enconvert_domain::request::{Endpoint, RenderOptions, parse_body};
 use enconvert_worker::browser::Chrome;
-use enconvert_worker::render::RenderError;
+use enconvert_worker::render::{Limits, RenderError};
 use enconvert_worker::render_page;
 
-fn chromium() -> PathBuf {
-    std::env::var_os("ENCONVERT_CHROMIUM_PATH")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-fn options() -> RenderOptions {
-    let allow = AllowList::parse("127.0.0.1").unwrap();
-    parse_body(br#"{"url": "http://127.0.0.1/"}"#)
-        .unwrap()
-        .validate(Endpoint::UrlToPdf, &allow)
-        .unwrap()
-        .options
-}
+mod common;
+use common::{Stop, chromium, options};
 
 /// Processes under `root` (transitively) whose command line says they are renderers.
 fn renderers(root: u32) -> Vec<u32> {
@@ -138,7 +124,7 @@ fn site(browser_pid: Arc<Mutex<u32>>) -> String {
 
 /// One render as the worker does it.
 async fn render_once(chrome: &Chrome, url: &str, within: Duration) -> Result<Vec<u8>, RenderError> {
-    render_page(chrome, url, &options(), Duration::ZERO, within).await
+    render_page(chrome, url, &options(), Limits::default(), within).await
 }
 
 /// The browser the next render will use (launched if needed).
@@ -216,13 +202,13 @@ async fn a_renderer_dying_mid_render_fails_the_attempt_as_a_crash() {
 /// it, while it prints. Each attempt ends at once (done, or a crash to retry), never at the
 /// deadline and never as the page's own failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap (docs/reliability.md): failed once in six runs: a render waited out its deadline with no crash reported for its page"]
 async fn a_renderer_killed_at_any_point_never_holds_the_job_to_its_deadline() {
     let chrome = Chrome::new(chromium(), 2, Vec::new());
     let _stop = Stop(chrome.clone());
     let pid = Arc::new(Mutex::new(0));
     let base = site(pid.clone());
-    let deadline = Duration::from_secs(30);
+    // Room for the worst case, a page stuck being prepared: given up after PREPARE_TIMEOUT.
+    let deadline = Duration::from_secs(40);
     for i in 0..6 {
         *pid.lock().unwrap() = browser_pid(&chrome);
         let started = Instant::now();
@@ -247,14 +233,5 @@ async fn a_renderer_killed_at_any_point_never_holds_the_job_to_its_deadline() {
             "attempt {i}: {:?}",
             started.elapsed()
         );
-    }
-}
-
-/// Stops Chromium when a test ends, even by a panic.
-struct Stop(Chrome);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.0.shutdown();
     }
 }

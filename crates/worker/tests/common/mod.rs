@@ -1,0 +1,34 @@
+//! What the worker's Chromium tests share.
+#![allow(dead_code, reason = "each test file uses part of it")]
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::path::PathBuf;
+
+use enconvert_domain::address::AllowList;
+use enconvert_domain::request::{Endpoint, RenderOptions, parse_body};
+use enconvert_worker::browser::Chrome;
+
+/// The Chromium the tests launch (`ENCONVERT_CHROMIUM_PATH`, else Debian's).
+pub fn chromium() -> PathBuf {
+    std::env::var_os("ENCONVERT_CHROMIUM_PATH")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// The API's defaults for a PDF of a loopback page.
+pub fn options() -> RenderOptions {
+    let allow = AllowList::parse("127.0.0.1").unwrap();
+    parse_body(br#"{"url": "http://127.0.0.1/"}"#)
+        .unwrap()
+        .validate(Endpoint::UrlToPdf, &allow)
+        .unwrap()
+        .options
+}
+
+/// Stops Chromium when a test ends, even by a panic.
+pub struct Stop(pub Chrome);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}

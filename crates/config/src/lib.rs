@@ -42,6 +42,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_WORKER_CONCURRENCY", "4"),
     ("ENCONVERT_RENDER_TIMEOUT_SECS", "60"),
     ("ENCONVERT_NETWORK_QUIET_MS", "0"),
+    ("ENCONVERT_MAX_DOCUMENT_MB", "16"),
+    ("ENCONVERT_MAX_PAGE_MB", "128"),
     ("ENCONVERT_BROWSER_RECYCLE_AFTER", "500"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
     ("ENCONVERT_RETENTION_SWEEP_SECS", "300"),
@@ -122,6 +124,11 @@ pub struct WorkerSettings {
     /// After `load` and web fonts, wait until the page made no network request for this long
     /// (bounded by a short budget); zero skips the wait.
     pub network_quiet: Duration,
+    /// A page whose HTML document (any frame's) passes this many bytes fails as too large.
+    pub max_document_bytes: u64,
+    /// A page that loads more than this many bytes in all (document, images, scripts...)
+    /// fails as too large.
+    pub max_page_bytes: u64,
     /// Jobs one Chromium renders before it is replaced (bounds slow leaks).
     pub browser_recycle_after: u64,
     /// How often the worker deletes files past their plan's retention.
@@ -178,6 +185,9 @@ fn ops_addr(name: &'static str) -> Result<Option<SocketAddr>, ConfigError> {
         _ => parsed(name).map(Some),
     }
 }
+
+/// Bytes in a mebibyte (the unit of the size limits).
+const MIB: u64 = 1024 * 1024;
 
 fn positive(name: &'static str) -> Result<u64, ConfigError> {
     let v: u64 = parsed(name)?;
@@ -260,6 +270,8 @@ impl Settings {
                 concurrency: positive("ENCONVERT_WORKER_CONCURRENCY")? as usize,
                 render_timeout: Duration::from_secs(positive("ENCONVERT_RENDER_TIMEOUT_SECS")?),
                 network_quiet: Duration::from_millis(parsed("ENCONVERT_NETWORK_QUIET_MS")?),
+                max_document_bytes: positive("ENCONVERT_MAX_DOCUMENT_MB")?.saturating_mul(MIB),
+                max_page_bytes: positive("ENCONVERT_MAX_PAGE_MB")?.saturating_mul(MIB),
                 browser_recycle_after: positive("ENCONVERT_BROWSER_RECYCLE_AFTER")?,
                 retention_sweep: Duration::from_secs(positive("ENCONVERT_RETENTION_SWEEP_SECS")?),
                 discovery_budget: Duration::from_secs(positive("ENCONVERT_DISCOVERY_BUDGET_SECS")?),

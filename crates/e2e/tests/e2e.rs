@@ -625,6 +625,12 @@ async fn pdf_layout_options_change_the_output() {
         "/long",
         vec![Reply::html(&format!("<html><body>{long}</body></html>"))],
     );
+    site.route(
+        "/tall",
+        vec![Reply::html(
+            "<html><body style=\"margin:0\"><div style=\"height:120000px\">tall</div></body></html>",
+        )],
+    );
     site.route("/red", vec![Reply::html("<html><body style=\"background:#ff0000;margin:0\"><div style=\"height:400px\"></div></body></html>")]);
     let project = stack.project("starter", "owner@example.com").await;
     let key = &project.private_key;
@@ -686,6 +692,14 @@ async fn pdf_layout_options_change_the_output() {
     assert!(
         w2 < w0 * 0.6 && h2 < h0,
         "scale 0.5 shrinks the page: {w0}x{h0} -> {w2}x{h2}"
+    );
+    // Content taller than a PDF page may be (65,535 pt, some 87,000 CSS px) is split over
+    // as few pages as hold it, each as tall as allowed (Chromium fails a taller page).
+    let tall = pdf_of(&stack, key, json!({"url": site.url("/tall")})).await;
+    let (pages, _, h3) = enconvert_e2e::pdf_info(&tall);
+    assert!(
+        pages == 2 && h3 > 60_000.0 && h3 <= 65_535.0,
+        "120,000 px on one page: {pages} pages of {h3} pt"
     );
 
     // Grayscale: a red page has no colour left.

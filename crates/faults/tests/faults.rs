@@ -689,8 +689,9 @@ fn rss_mib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Case 9: a huge page (`HUGE_ROWS` table rows, tens of MB of HTML). The job ends, as a
-/// success or with an error, within its deadline; the worker's own memory stays bounded; the
+/// Case 9: a huge page (`HUGE_ROWS` table rows, tens of MB of HTML). The job fails with a
+/// size error as soon as its document passes the worker's limit (`ENCONVERT_MAX_DOCUMENT_MB`,
+/// 16 MiB by default), long before its deadline; the worker's own memory stays bounded; the
 /// worker renders the next page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn f09_huge_page_ends_and_memory_stays_bounded() {
@@ -703,6 +704,7 @@ async fn f09_huge_page_ends_and_memory_stays_bounded() {
     let worker = f.workers[0].pid();
     let before = rss_mib(worker);
     let mut ledger = Ledger::new("f09");
+    let submitted = Instant::now();
     assert_eq!(f.submit(&mut ledger, &hostile.url("/huge")).await, 202);
     let mut peak = before;
     let deadline = Instant::now() + *SETTLE;
@@ -720,12 +722,23 @@ async fn f09_huge_page_ends_and_memory_stays_bounded() {
     }
     let figures = f.settle("f09 huge page", &ledger, *SETTLE).await;
     f.assert_clean(&figures);
+    let ended = submitted.elapsed();
     let rows = job_rows(&f).await;
     println!(
-        "f09: {} rows; job {:?}; worker RSS {before} MiB before, {peak} MiB at most",
+        "f09: {} rows; job {:?} ended after {ended:?}; worker RSS {before} MiB before, {peak} MiB at most",
         enconvert_faults::site::HUGE_ROWS,
         rows[0]
     );
+    assert_eq!(rows[0].1, "failed", "{rows:?}");
+    assert!(
+        rows[0]
+            .2
+            .as_deref()
+            .is_some_and(|e| e.starts_with("The page is too large")),
+        "{rows:?}"
+    );
+    // Ended by the size limit, not by the 60 s render deadline.
+    assert!(ended < Duration::from_secs(30), "{ended:?}");
     assert!(peak < 1024, "the worker grew to {peak} MiB");
     next_page_renders(&mut f, "f09").await;
 }

@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
                         &handle,
                         &urls[i % urls.len()],
                         &options,
-                        Duration::ZERO,
+                        render::Limits::default(),
                         deadline,
                         &slot,
                     )

@@ -12,7 +12,7 @@ use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Emulation, Network, Page as CdpPage};
 use headless_chrome::types::PrintToPdfOptions;
 
-use crate::browser::{Handle, Page, set_metrics};
+use crate::browser::{Handle, PREPARE_TIMEOUT, Page, set_metrics};
 
 /// Why a render did not produce a file.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +37,28 @@ fn browser_err(e: impl std::fmt::Display) -> RenderError {
 }
 
 /// The page a render is working on, published for the async side: it closes the tab on
-/// timeout, and gives up at once when the renderer crashed (a call to a crashed tab is not
-/// answered until the browser's call timeout).
+/// timeout, and gives up at once when the renderer crashed, or when no page came in time (a
+/// call to a tab whose renderer died is never answered).
 pub struct Current {
-    pub tab: Arc<Tab>,
+    /// The page's tab, once the render has one.
+    pub tab: Option<Arc<Tab>>,
     /// The browser the page belongs to.
     pub browser: Handle,
-    crashed: Arc<AtomicBool>,
+    crashed: Option<Arc<AtomicBool>>,
+    /// When the render asked for its page.
+    since: Instant,
 }
 
 impl Current {
     pub fn crashed(&self) -> bool {
-        self.crashed.load(Ordering::SeqCst)
+        self.crashed
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
+    /// The render is still waiting for its page after [`PREPARE_TIMEOUT`].
+    pub fn page_overdue(&self) -> bool {
+        self.tab.is_none() && self.since.elapsed() > PREPARE_TIMEOUT
     }
 }
 
@@ -155,6 +165,38 @@ const GRAYSCALE_JS: &str = r#"(() => {
   return true;
 })()"#;
 
+/// What a render may wait for and load.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// After `load` and web fonts, wait until no request was in flight for this long (at
+    /// most [`NETWORK_QUIET_BUDGET`]); zero skips the wait.
+    pub network_quiet: Duration,
+    /// Decoded bytes one HTML document (of any frame) may have.
+    pub max_document_bytes: u64,
+    /// Decoded bytes the page may load in all.
+    pub max_page_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            network_quiet: Duration::ZERO,
+            max_document_bytes: 16 * 1024 * 1024,
+            max_page_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// Bytes as a user reads them.
+fn mib(bytes: u64) -> String {
+    let m = bytes as f64 / (1024.0 * 1024.0);
+    if m.fract() == 0.0 {
+        format!("{m:.0} MiB")
+    } else {
+        format!("{m:.1} MiB")
+    }
+}
+
 /// What the page's events told so far (filled by a listener on the tab's event thread).
 #[derive(Default)]
 struct Watch {
@@ -168,6 +210,23 @@ struct Watch {
     egress: HashMap<String, String>,
     /// The renderer crashed.
     crashed: bool,
+    /// Requests for HTML documents (the page's and its frames'), with bytes received.
+    documents: HashMap<String, u64>,
+    /// Bytes received for every request of the page.
+    received: u64,
+    /// Set once a limit is passed: the message the job fails with.
+    too_large: Option<String>,
+}
+
+impl Watch {
+    /// A render's wait ends early on a crash or a size limit.
+    fn interrupted(&self) -> Option<RenderError> {
+        if self.crashed {
+            Some(RenderError::Crashed)
+        } else {
+            self.too_large.clone().map(RenderError::Target)
+        }
+    }
 }
 
 /// The egress proxy's verdict header on a response, when the proxy answered it itself.
@@ -197,7 +256,7 @@ fn egress_message(verdict: &str) -> String {
 
 type Watched = Arc<(Mutex<Watch>, Condvar)>;
 
-fn watch(page: &Page) -> Result<Watched> {
+fn watch(page: &Page, limits: Limits) -> Result<Watched> {
     let tab = &page.tab;
     let watched: Watched = Arc::new((Mutex::new(Watch::default()), Condvar::new()));
     let w = watched.clone();
@@ -213,6 +272,36 @@ fn watch(page: &Page) -> Result<Watched> {
             Event::NetworkRequestWillBeSent(e) => {
                 state.in_flight.insert(e.params.request_id.clone());
                 state.last_activity = Some(Instant::now());
+                if e.params.Type == Some(Network::ResourceType::Document) {
+                    state
+                        .documents
+                        .entry(e.params.request_id.clone())
+                        .or_default();
+                }
+            }
+            Event::NetworkDataReceived(e) => {
+                let bytes = u64::from(e.params.data_length);
+                state.received = state.received.saturating_add(bytes);
+                let document = state.documents.get_mut(&e.params.request_id).map(|d| {
+                    *d = d.saturating_add(bytes);
+                    *d
+                });
+                if state.too_large.is_none() {
+                    if document.is_some_and(|d| d > limits.max_document_bytes) {
+                        state.too_large = Some(format!(
+                            "The page is too large: its HTML document passed the limit of {}",
+                            mib(limits.max_document_bytes)
+                        ));
+                    } else if state.received > limits.max_page_bytes {
+                        state.too_large = Some(format!(
+                            "The page is too large: it loaded more than the limit of {}",
+                            mib(limits.max_page_bytes)
+                        ));
+                    }
+                }
+                if state.too_large.is_none() {
+                    return;
+                }
             }
             Event::NetworkResponseReceived(e)
                 if e.params.Type == Network::ResourceType::Document =>
@@ -253,21 +342,37 @@ pub fn render(
     browser: &Handle,
     url: &str,
     options: &RenderOptions,
-    network_quiet: Duration,
+    limits: Limits,
     deadline: Instant,
     slot: &TabSlot,
 ) -> Result<Vec<u8>> {
-    let mut page = browser
-        .page()
-        .map_err(|e| RenderError::Browser(format!("{e:#}")))?;
     if let Ok(mut s) = slot.lock() {
         *s = Some(Current {
-            tab: page.tab.clone(),
+            tab: None,
             browser: browser.clone(),
-            crashed: page.crash_flag(),
+            crashed: None,
+            since: Instant::now(),
         });
     }
-    let mut result = render_in(&mut page, url, options, network_quiet, deadline);
+    let page = browser
+        .page()
+        .map_err(|e| RenderError::Browser(format!("{e:#}")));
+    let mut page = match page {
+        Ok(page) => page,
+        Err(e) => {
+            if let Ok(mut s) = slot.lock() {
+                *s = None;
+            }
+            return Err(e);
+        }
+    };
+    if let Ok(mut s) = slot.lock()
+        && let Some(current) = s.as_mut()
+    {
+        current.tab = Some(page.tab.clone());
+        current.crashed = Some(page.crash_flag());
+    }
+    let mut result = render_in(&mut page, url, options, limits, deadline);
     // Whatever a call on a crashed page reported (a timeout, a closed session), the cause is
     // the crash.
     if result.is_err() && page.crashed() {
@@ -291,7 +396,7 @@ fn render_in(
     page: &mut Page,
     url: &str,
     o: &RenderOptions,
-    network_quiet: Duration,
+    limits: Limits,
     deadline: Instant,
 ) -> Result<Vec<u8>> {
     let tab = page.tab.clone();
@@ -371,7 +476,7 @@ fn render_in(
         tab.enable_fetch(None, Some(true)).map_err(browser_err)?;
     }
 
-    let watched = watch(page)?;
+    let watched = watch(page, limits)?;
     let t0 = Instant::now();
     let nav = tab
         .call_method(CdpPage::Navigate {
@@ -447,10 +552,14 @@ fn render_in(
             true,
         );
     }
-    if !network_quiet.is_zero() {
-        wait_network_quiet(&watched, network_quiet, deadline);
+    if !limits.network_quiet.is_zero() {
+        wait_network_quiet(&watched, limits.network_quiet, deadline);
     }
     remaining(deadline)?;
+    // What loaded after `load` (images the scroll revealed, late fetches) counts too.
+    if let Some(error) = watched.0.lock().ok().and_then(|w| w.interrupted()) {
+        return Err(error);
+    }
     let t_ready = t0.elapsed();
 
     let file = match o.kind {
@@ -472,8 +581,8 @@ fn wait_event(watched: &Watched, loader: &str, name: &str, deadline: Instant) ->
     let mut state = lock.lock().map_err(browser_err)?;
     let key = (loader.to_string(), name.to_string());
     while !state.lifecycle.contains(&key) {
-        if state.crashed {
-            return Err(RenderError::Crashed);
+        if let Some(error) = state.interrupted() {
+            return Err(error);
         }
         let left = remaining(deadline)?;
         state = changed.wait_timeout(state, left).map_err(browser_err)?.0;
@@ -500,7 +609,7 @@ fn wait_network_quiet(watched: &Watched, quiet: Duration, deadline: Instant) {
     let Ok(mut state) = lock.lock() else { return };
     loop {
         let now = Instant::now();
-        if now >= until || state.crashed {
+        if now >= until || state.interrupted().is_some() {
             return;
         }
         let wait = if state.in_flight.is_empty() {
@@ -579,6 +688,9 @@ fn band_template(band: Option<&Band>) -> String {
 
 const MM_PER_INCH: f64 = 25.4;
 
+/// The tallest page Chromium prints: 65,535 points (a taller single page fails the print).
+const MAX_PAGE_INCHES: f64 = 65_535.0 / 72.0 - 0.05;
+
 fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
     let p = &o.pdf;
     if p.grayscale {
@@ -630,10 +742,25 @@ fn pdf(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {
         options.landscape = Some(false);
         options.paper_width = Some(width_in + inch(p.margin_left_mm + p.margin_right_mm));
         // A little slack so rounding never spills one line onto a second page.
-        options.paper_height = Some(height_in + inch(top + bottom) + 0.05);
-        options.page_ranges = Some("1".to_string());
+        let height = height_in + inch(top + bottom) + 0.05;
+        if height <= MAX_PAGE_INCHES {
+            options.paper_height = Some(height);
+            options.page_ranges = Some("1".to_string());
+        } else {
+            // Taller than a PDF page can be: as few pages as can hold it, each as tall as
+            // allowed (Chromium fails the whole print otherwise).
+            options.paper_height = Some(MAX_PAGE_INCHES);
+        }
     }
-    tab.print_to_pdf(Some(options)).map_err(browser_err)
+    tab.print_to_pdf(Some(options)).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("Printing failed") {
+            // The page itself cannot be printed: another browser would fail the same way.
+            RenderError::Target(format!("Chromium could not print the page ({text})"))
+        } else {
+            browser_err(text)
+        }
+    })
 }
 
 fn screenshot(tab: &Tab, o: &RenderOptions) -> Result<Vec<u8>> {

@@ -691,7 +691,7 @@ fn rss_mib(pid: u32) -> u64 {
 
 /// Case 9: a huge page (`HUGE_ROWS` table rows, tens of MB of HTML). The job fails with a
 /// size error as soon as its document passes the worker's limit (`ENCONVERT_MAX_DOCUMENT_MB`,
-/// 16 MiB by default), long before its deadline; the worker's own memory stays bounded; the
+/// 8 MiB by default), long before its deadline; the worker's own memory stays bounded; the
 /// worker renders the next page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn f09_huge_page_ends_and_memory_stays_bounded() {

@@ -181,7 +181,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             network_quiet: Duration::ZERO,
-            max_document_bytes: 16 * 1024 * 1024,
+            max_document_bytes: 8 * 1024 * 1024,
             max_page_bytes: 128 * 1024 * 1024,
         }
     }

@@ -20,7 +20,8 @@ const KIB: usize = 1024;
 /// A loopback site:
 /// - `/endless`: an HTML table sent in 64 KiB chunks, forever;
 /// - `/table/N`: an HTML table of about N KiB;
-/// - `/images/N`: a small document with N images of 256 KiB each (`/img/i`).
+/// - `/scripts/N`: a small document with N scripts of 256 KiB each (`/js/i`; a script is read
+///   to its end, where an image that does not decode may be cut short).
 fn site() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -55,16 +56,19 @@ fn site() -> String {
                         rows(kib)
                     );
                     ("text/html", html.into_bytes())
-                } else if let Some(n) = path.strip_prefix("/images/") {
+                } else if let Some(n) = path.strip_prefix("/scripts/") {
                     let n: usize = n.parse().unwrap_or(1);
-                    let imgs: String = (0..n)
-                        .map(|i| format!("<img src=\"/img/{i}\" width=10 height=10>"))
+                    let scripts: String = (0..n)
+                        .map(|i| format!("<script src=\"/js/{i}\"></script>"))
                         .collect();
-                    let html = format!("<!doctype html><title>i</title><h1>Images</h1>{imgs}");
+                    let html = format!("<!doctype html><title>s</title><h1>Scripts</h1>{scripts}");
                     ("text/html", html.into_bytes())
                 } else {
-                    // Not a real image: its bytes count all the same.
-                    ("image/png", vec![7u8; 256 * KIB])
+                    // A comment as long as a big library.
+                    let mut js = b"/*".to_vec();
+                    js.resize(256 * KIB - 2, b' ');
+                    js.extend_from_slice(b"*/");
+                    ("text/javascript", js)
                 };
                 let _ = write!(
                     stream,
@@ -150,15 +154,15 @@ async fn each_limit_fails_only_the_pages_past_it() {
         .unwrap();
     assert!(pdf.starts_with(b"%PDF"));
 
-    // Eight images of 256 KiB: 2 MiB in all, each response small, the document tiny.
-    let images = format!("{base}/images/8");
-    let result = render(&chrome, &images, limits(512, 1024), within).await;
+    // Eight scripts of 256 KiB: 2 MiB in all, each response small, the document tiny.
+    let scripts = format!("{base}/scripts/8");
+    let result = render(&chrome, &scripts, limits(512, 1024), within).await;
     assert!(
         too_large(&result, "loaded more than the limit of 1 MiB"),
         "{:?}",
         result.map(|f| f.len())
     );
-    let pdf = render(&chrome, &images, limits(512, 4096), within)
+    let pdf = render(&chrome, &scripts, limits(512, 4096), within)
         .await
         .unwrap();
     assert!(pdf.starts_with(b"%PDF"));

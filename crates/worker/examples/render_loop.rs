@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release -p enconvert-worker --example render_loop -- N C URL...`
 //! (`RENDER_LOOP_ARGS="--flag ..."` adds Chromium flags; `RENDER_LOOP_PROXY=1` runs Chromium
-//! behind the egress guard proxy, as the worker does.)
+//! behind the egress guard proxy, as the worker does; `RENDER_LOOP_GAP_MS=N` pauses N ms
+//! between one lane's renders, as a client making one call after another does.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +54,12 @@ fn main() -> anyhow::Result<()> {
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));
     let next = Arc::new(AtomicUsize::new(0));
+    let gap = Duration::from_millis(
+        std::env::var("RENDER_LOOP_GAP_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     let started = Instant::now();
     let lanes: Vec<_> = (0..c)
         .map(|_| {
@@ -64,6 +71,9 @@ fn main() -> anyhow::Result<()> {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= n {
                         return Ok(lat);
+                    }
+                    if i > 0 {
+                        std::thread::sleep(gap);
                     }
                     let t = Instant::now();
                     let handle = chrome.get()?;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use headless_chrome::browser::tab::EventListener;
 use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::protocol::cdp::{Emulation, Inspector, Network, Page as CdpPage, Target};
 use headless_chrome::{Browser, LaunchOptions, Tab};
@@ -85,7 +86,13 @@ pub struct Page {
     /// Set when the tab's renderer process crashed (or was killed), at any time after the
     /// page was prepared: a crashed page is never handed out, and a job on it fails at once.
     crashed: Arc<AtomicBool>,
+    /// Our event listeners on the tab, removed when the page is closed: headless_chrome keeps
+    /// a closed tab's event thread (and so its listeners) until the browser goes.
+    listeners: Vec<Weak<Listener>>,
 }
+
+/// An event listener on a tab.
+pub type Listener = dyn EventListener<Event> + Send + Sync;
 
 impl Page {
     /// Whether the tab's renderer crashed.
@@ -96,6 +103,13 @@ impl Page {
     /// The flag [`Page::crashed`] reads, for a watcher on another thread.
     pub fn crash_flag(&self) -> Arc<AtomicBool> {
         self.crashed.clone()
+    }
+
+    /// Adds a listener to the tab's events, for as long as the page lives.
+    pub fn listen(&mut self, listener: Arc<Listener>) -> anyhow::Result<()> {
+        let added = self.tab.add_event_listener(listener)?;
+        self.listeners.push(added);
+        Ok(())
     }
 }
 
@@ -227,16 +241,16 @@ fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
             return Err(e);
         }
     };
-    let page = Page {
+    let mut page = Page {
         tab,
         context_id,
         metrics: (DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1, 1.0),
         crashed: Arc::new(AtomicBool::new(false)),
+        listeners: Vec::new(),
     };
     let flag = page.crashed.clone();
     let setup = page
-        .tab
-        .add_event_listener(Arc::new(move |event: &Event| {
+        .listen(Arc::new(move |event: &Event| {
             if matches!(event, Event::InspectorTargetCrashed(_)) {
                 flag.store(true, Ordering::SeqCst);
             }
@@ -300,6 +314,9 @@ pub fn set_metrics(tab: &Tab, width: u32, height: u32, scale: f64) -> anyhow::Re
 
 /// Disposes the page's context, which closes its tab and drops its cookies, storage and cache.
 fn close(control: &Tab, page: Page) {
+    for listener in &page.listeners {
+        let _ = page.tab.remove_event_listener(listener);
+    }
     if let Err(e) = control.call_method(Target::DisposeBrowserContext {
         browser_context_id: page.context_id,
     }) {
@@ -411,7 +428,10 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     }
 }
 
-/// While jobs hold pages, the control tab logs to the console every few milliseconds, so the
+/// How long the pump goes on after the last job ended.
+const PUMP_LINGER: Duration = Duration::from_secs(30);
+
+/// While jobs hold pages (and for [`PUMP_LINGER`] after), the control tab logs to the console every few milliseconds, so the
 /// websocket reader receives a steady stream of small messages: it returns from each read and
 /// the jobs' calls get the connection's lock, instead of waiting for its 100 ms read timeout.
 /// (Calls from our side would not do: they wait for the same lock.)
@@ -440,17 +460,36 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
         return;
     }
     let mut ticking = false;
+    // When the last job ended: the pump goes on for PUMP_LINGER, so that the next job (a
+    // client's next sync call, say) does not start on a quiet connection.
+    let mut idle_since: Option<Instant> = None;
     loop {
         let script = {
             let mut state = pool.lock();
             loop {
-                if (state.active > 0) != ticking {
-                    ticking = state.active > 0;
+                let lingering = if state.active > 0 {
+                    idle_since = None;
+                    false
+                } else {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    since.elapsed() < PUMP_LINGER
+                };
+                let wanted = state.active > 0 || lingering;
+                if wanted != ticking {
+                    ticking = wanted;
                     break if ticking { START } else { STOP };
                 }
+                let wait = if lingering {
+                    PUMP_LINGER.saturating_sub(idle_since.map_or(Duration::ZERO, |t| t.elapsed()))
+                } else {
+                    Duration::from_secs(1)
+                };
                 let (s, timeout) = pool
                     .changed
-                    .wait_timeout(state, Duration::from_secs(1))
+                    .wait_timeout(
+                        state,
+                        wait.clamp(Duration::from_millis(10), Duration::from_secs(1)),
+                    )
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 state = s;
                 if timeout.timed_out() && browser.strong_count() == 0 {

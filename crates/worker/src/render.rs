@@ -139,8 +139,13 @@ const SCROLL_JS: &str = r#"(async () => {
   ]);
   // Content that appeared may use fonts not loaded yet.
   if (document.fonts.status !== 'loaded') await document.fonts.ready;
-  return true;
+  const nav = performance.getEntriesByType('navigation')[0];
+  return nav && nav.responseStatus ? nav.responseStatus : 0;
 })()"#;
+
+/// Waits for the web fonts in use, then gives the document's HTTP status (0 when unknown).
+/// (Awaiting `fonts.ready` when nothing is loading still waits for a frame, some 200 ms.)
+const FONTS_STATUS_JS: &str = "(() => { const status = () => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; }; return document.fonts.status === 'loaded' ? status() : document.fonts.ready.then(status); })()";
 
 /// Turns the page gray. A filter on the root element would leave the canvas background
 /// (propagated from `html` or `body`) in colour, so the root gets an explicit gray
@@ -256,11 +261,10 @@ fn egress_message(verdict: &str) -> String {
 
 type Watched = Arc<(Mutex<Watch>, Condvar)>;
 
-fn watch(page: &Page, limits: Limits) -> Result<Watched> {
-    let tab = &page.tab;
+fn watch(page: &mut Page, limits: Limits) -> Result<Watched> {
     let watched: Watched = Arc::new((Mutex::new(Watch::default()), Condvar::new()));
     let w = watched.clone();
-    tab.add_event_listener(Arc::new(move |event: &Event| {
+    page.listen(Arc::new(move |event: &Event| {
         let (lock, changed) = &*w;
         let Ok(mut state) = lock.lock() else { return };
         match event {
@@ -515,11 +519,13 @@ fn render_in(
     }
 
     let t_load = t0.elapsed();
-    // One round trip: web fonts in use are there, and the document's HTTP status. (Awaiting
-    // `fonts.ready` when nothing is loading still waits for a frame, some 200 ms.)
+    // One round trip: web fonts in use are there, and the document's HTTP status; with
+    // scrolling on (and no selector to wait for first), the scroll script does both, after
+    // scrolling, so that a job makes one call fewer.
+    let scrolled = o.enable_scroll && o.wait_for_selector.is_none();
     let status = eval_f64(
         &tab,
-        "(() => { const status = () => { const n = performance.getEntriesByType('navigation')[0]; return n && n.responseStatus ? n.responseStatus : 0; }; return document.fonts.status === 'loaded' ? status() : document.fonts.ready.then(status); })()",
+        if scrolled { SCROLL_JS } else { FONTS_STATUS_JS },
         true,
     )?;
     if o.fail_on_http_error && status >= 400.0 {
@@ -540,7 +546,7 @@ fn render_in(
                 ))
             })?;
     }
-    if o.enable_scroll {
+    if o.enable_scroll && !scrolled {
         tab.set_default_timeout(remaining(deadline)?);
         tab.evaluate(SCROLL_JS, true).map_err(browser_err)?;
     }

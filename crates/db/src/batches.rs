@@ -1,6 +1,8 @@
 //! Batches as the api writes and reads them.
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -18,35 +20,86 @@ pub enum CreateError {
     Db(#[from] DbError),
 }
 
-/// Writes the batch, its jobs and the messages that announce them in one transaction.
+/// Jobs (and messages) a batch may have for [`create`] to write it in one statement; PostgreSQL
+/// takes at most 65535 parameters in a statement (a job has 18 columns, a message 8).
+const ONE_STATEMENT_ROWS: usize = 1000;
+
+/// Writes the batch, its jobs and the messages that announce them atomically and durably:
+/// up to [`ONE_STATEMENT_ROWS`] jobs as one statement (`WITH ... INSERT ...`, one round trip,
+/// committed on its own), larger batches in one transaction of several inserts.
 pub async fn create(
     conn: &mut Conn,
     batch: &Batch,
     new_jobs: &[Job],
     messages: &[OutboxMessage],
 ) -> Result<(), CreateError> {
-    let result = conn
-        .transaction::<_, DbError, _>(|conn| {
+    let result = if new_jobs.len() <= ONE_STATEMENT_ROWS && messages.len() <= ONE_STATEMENT_ROWS {
+        let mut inserts: Vec<Box<dyn QueryFragment<Pg> + Send + Sync + '_>> =
+            vec![Box::new(diesel::insert_into(batches::table).values(batch))];
+        if !new_jobs.is_empty() {
+            inserts.push(Box::new(diesel::insert_into(jobs::table).values(new_jobs)));
+        }
+        if !messages.is_empty() {
+            inserts.push(Box::new(
+                diesel::insert_into(crate::schema::outbox::table).values(messages),
+            ));
+        }
+        Together(inserts)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from)
+    } else {
+        conn.transaction::<_, DbError, _>(|conn| {
             async move {
                 diesel::insert_into(batches::table)
                     .values(batch)
                     .execute(conn)
                     .await?;
-                for chunk in new_jobs.chunks(1000) {
+                for chunk in new_jobs.chunks(ONE_STATEMENT_ROWS) {
                     diesel::insert_into(jobs::table)
                         .values(chunk)
                         .execute(conn)
                         .await?;
                 }
-                outbox::insert(conn, messages).await?;
+                for chunk in messages.chunks(ONE_STATEMENT_ROWS) {
+                    outbox::insert(conn, chunk).await?;
+                }
                 Ok(())
             }
             .scope_boxed()
         })
-        .await;
+        .await
+    };
     match result {
         Err(e) if e.is_unique_violation() => Err(CreateError::JobIdTaken),
         other => Ok(other?),
+    }
+}
+
+/// Data-modifying statements run as one: `WITH s0 AS (first), s1 AS (second) last`. One
+/// statement is one implicit transaction (all or nothing), and foreign keys are checked at its
+/// end, so a row may refer to one an earlier part inserts.
+struct Together<'a>(Vec<Box<dyn QueryFragment<Pg> + Send + Sync + 'a>>);
+
+impl QueryId for Together<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<Pg> for Together<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let Some((last, first)) = self.0.split_last() else {
+            return Ok(());
+        };
+        for (i, part) in first.iter().enumerate() {
+            out.push_sql(if i == 0 { "WITH " } else { ", " });
+            out.push_sql(&format!("s{i} AS ("));
+            part.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        out.push_sql(" ");
+        last.walk_ast(out.reborrow())
     }
 }
 

@@ -4,10 +4,11 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel_async::scoped_futures::ScopedFutureExt;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::models::{Batch, Job, OutboxMessage};
+use crate::models::{ApiKey, Batch, Job, OutboxMessage, PlanRow, Project};
+use crate::projects::Caller;
 use crate::schema::{batches, jobs};
 use crate::{Conn, DbError, outbox};
 
@@ -140,6 +141,41 @@ pub async fn get(conn: &mut Conn, batch_id: Uuid) -> Result<Option<Batch>, DbErr
         .first(conn)
         .await
         .optional()?)
+}
+
+/// What a batch status read needs, sent together (pipelined) in one round trip: the caller
+/// behind `key_hash` (as [`authenticate`](crate::projects::authenticate)), the batch
+/// `batch_id` if it belongs to the caller's project (`None` for an unknown key), and its jobs
+/// in submission order.
+///
+/// The batch and its jobs are looked up by their keys alone and the project compared here:
+/// with `project_id` in the statement, PostgreSQL's cached generic plan for it could walk the
+/// project's index (every batch of the project) instead of the primary key.
+pub async fn status_for_key(
+    conn: &mut AsyncPgConnection,
+    key_hash: &[u8],
+    batch_id: Uuid,
+) -> Result<(Option<Caller>, Option<Batch>, Vec<Job>), DbError> {
+    let caller = crate::projects::caller_query(key_hash).load::<(ApiKey, Project, PlanRow)>(conn);
+    let batch = batches::table
+        .find(batch_id)
+        .select(Batch::as_select())
+        .load::<Batch>(conn);
+    let batch_jobs = jobs::table
+        .filter(jobs::batch_id.eq(batch_id))
+        .order(jobs::position.asc())
+        .select(Job::as_select())
+        .load::<Job>(conn);
+    let (caller, batch, batch_jobs) = futures_util::try_join!(caller, batch, batch_jobs)?;
+    let caller = caller
+        .into_iter()
+        .next()
+        .map(|(key, project, plan)| Caller { key, project, plan });
+    let owner = caller.as_ref().map(|c| c.project.id);
+    match batch.into_iter().next() {
+        Some(batch) if Some(batch.project_id) == owner => Ok((caller, Some(batch), batch_jobs)),
+        _ => Ok((caller, None, Vec::new())),
+    }
 }
 
 /// A project's batches, newest first: at most `limit`, created before `before` if given

@@ -53,7 +53,8 @@ impl deadpool::managed::Manager for Manager {
         conn: &mut AsyncPgConnection,
         metrics: &deadpool::managed::Metrics,
     ) -> deadpool::managed::RecycleResult<Self::Error> {
-        if metrics.last_used() < VERIFY_AFTER_IDLE && !conn.is_broken() {
+        if metrics.last_used() < VERIFY_AFTER_IDLE && !std::thread::panicking() && !conn.is_broken()
+        {
             return Ok(());
         }
         self.0.recycle(conn, metrics).await

@@ -2,6 +2,7 @@
 
 use actix_web::HttpRequest;
 use enconvert_db::keys;
+use enconvert_db::limits::Window;
 use enconvert_db::projects::{self, Caller};
 use enconvert_domain::request::KeyKind;
 
@@ -10,6 +11,27 @@ use crate::state::AppState;
 
 /// The caller of a request. Missing, unknown and revoked keys get the same `401`.
 pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiError> {
+    let hash = key_hash(req)?;
+    let mut conn = state.db.conn().await?;
+    projects::authenticate(&mut conn, &hash)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// [`caller`], with the request counted in the key's rate window in the same round trip.
+pub async fn counted_caller(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<(Caller, Window), ApiError> {
+    let hash = key_hash(req)?;
+    let mut conn = state.db.conn().await?;
+    projects::authenticate_and_count(&mut conn, &hash)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// The hash of the request's `X-API-Key`, if it carries something that looks like a key.
+pub fn key_hash(req: &HttpRequest) -> Result<Vec<u8>, ApiError> {
     let key = req
         .headers()
         .get("x-api-key")
@@ -19,10 +41,7 @@ pub async fn caller(state: &AppState, req: &HttpRequest) -> Result<Caller, ApiEr
     if keys::kind_of(key).is_none() {
         return Err(ApiError::Unauthorized);
     }
-    let mut conn = state.db.conn().await?;
-    projects::authenticate(&mut conn, &keys::hash(key))
-        .await?
-        .ok_or(ApiError::Unauthorized)
+    Ok(keys::hash(key))
 }
 
 pub fn key_kind(caller: &Caller) -> KeyKind {

@@ -41,8 +41,8 @@ where
     F: FnOnce(Caller, ConvertRequest, Plan) -> Fut,
     Fut: Future<Output = Result<HttpResponse, ApiError>>,
 {
-    let caller = auth::caller(state, req).await?;
-    let rate = crate::rate::check(state, &caller).await?;
+    let (caller, window) = auth::counted_caller(state, req).await?;
+    let rate = crate::rate::check(&caller, window)?;
     let outcome = async {
         let body = read_limited(payload, state.max_body_bytes).await?;
         let request = parse_body(&body)?.validate(endpoint, &state.allow_private)?;

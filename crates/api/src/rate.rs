@@ -3,13 +3,12 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use enconvert_db::limits;
+use enconvert_db::limits::Window;
 use enconvert_db::projects::Caller;
 use enconvert_domain::request::KeyKind;
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// The caller's standing after this request.
 pub struct RateInfo {
@@ -33,15 +32,14 @@ impl RateInfo {
     }
 }
 
-/// Counts the request; `429` when the key is over its plan's limit for this minute.
-pub async fn check(state: &AppState, caller: &Caller) -> Result<RateInfo, ApiError> {
+/// The caller's standing after this request was counted in `window`; `429` when the key is
+/// over its plan's limit for this minute.
+pub fn check(caller: &Caller, window: Window) -> Result<RateInfo, ApiError> {
     let plan = caller.plan.to_plan();
     let limit = match auth::key_kind(caller) {
         KeyKind::Private => plan.rpm_private,
         KeyKind::Public => plan.rpm_public,
     };
-    let mut conn = state.db.conn().await?;
-    let window = limits::hit(&mut conn, caller.key.id).await?;
     let count = u32::try_from(window.count).unwrap_or(u32::MAX);
     let reset = u32::try_from(window.reset_secs).unwrap_or(60);
     if count > limit {

@@ -1,11 +1,14 @@
 //! Batches as the api writes and reads them.
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel_async::scoped_futures::ScopedFutureExt;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::models::{Batch, Job, OutboxMessage};
+use crate::models::{ApiKey, Batch, Job, OutboxMessage, PlanRow, Project};
+use crate::projects::Caller;
 use crate::schema::{batches, jobs};
 use crate::{Conn, DbError, outbox};
 
@@ -18,35 +21,86 @@ pub enum CreateError {
     Db(#[from] DbError),
 }
 
-/// Writes the batch, its jobs and the messages that announce them in one transaction.
+/// Jobs (and messages) a batch may have for [`create`] to write it in one statement; PostgreSQL
+/// takes at most 65535 parameters in a statement (a job has 18 columns, a message 8).
+const ONE_STATEMENT_ROWS: usize = 1000;
+
+/// Writes the batch, its jobs and the messages that announce them atomically and durably:
+/// up to [`ONE_STATEMENT_ROWS`] jobs as one statement (`WITH ... INSERT ...`, one round trip,
+/// committed on its own), larger batches in one transaction of several inserts.
 pub async fn create(
     conn: &mut Conn,
     batch: &Batch,
     new_jobs: &[Job],
     messages: &[OutboxMessage],
 ) -> Result<(), CreateError> {
-    let result = conn
-        .transaction::<_, DbError, _>(|conn| {
+    let result = if new_jobs.len() <= ONE_STATEMENT_ROWS && messages.len() <= ONE_STATEMENT_ROWS {
+        let mut inserts: Vec<Box<dyn QueryFragment<Pg> + Send + Sync + '_>> =
+            vec![Box::new(diesel::insert_into(batches::table).values(batch))];
+        if !new_jobs.is_empty() {
+            inserts.push(Box::new(diesel::insert_into(jobs::table).values(new_jobs)));
+        }
+        if !messages.is_empty() {
+            inserts.push(Box::new(
+                diesel::insert_into(crate::schema::outbox::table).values(messages),
+            ));
+        }
+        Together(inserts)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from)
+    } else {
+        conn.transaction::<_, DbError, _>(|conn| {
             async move {
                 diesel::insert_into(batches::table)
                     .values(batch)
                     .execute(conn)
                     .await?;
-                for chunk in new_jobs.chunks(1000) {
+                for chunk in new_jobs.chunks(ONE_STATEMENT_ROWS) {
                     diesel::insert_into(jobs::table)
                         .values(chunk)
                         .execute(conn)
                         .await?;
                 }
-                outbox::insert(conn, messages).await?;
+                for chunk in messages.chunks(ONE_STATEMENT_ROWS) {
+                    outbox::insert(conn, chunk).await?;
+                }
                 Ok(())
             }
             .scope_boxed()
         })
-        .await;
+        .await
+    };
     match result {
         Err(e) if e.is_unique_violation() => Err(CreateError::JobIdTaken),
         other => Ok(other?),
+    }
+}
+
+/// Data-modifying statements run as one: `WITH s0 AS (first), s1 AS (second) last`. One
+/// statement is one implicit transaction (all or nothing), and foreign keys are checked at its
+/// end, so a row may refer to one an earlier part inserts.
+struct Together<'a>(Vec<Box<dyn QueryFragment<Pg> + Send + Sync + 'a>>);
+
+impl QueryId for Together<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<Pg> for Together<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let Some((last, first)) = self.0.split_last() else {
+            return Ok(());
+        };
+        for (i, part) in first.iter().enumerate() {
+            out.push_sql(if i == 0 { "WITH " } else { ", " });
+            out.push_sql(&format!("s{i} AS ("));
+            part.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        out.push_sql(" ");
+        last.walk_ast(out.reborrow())
     }
 }
 
@@ -87,6 +141,41 @@ pub async fn get(conn: &mut Conn, batch_id: Uuid) -> Result<Option<Batch>, DbErr
         .first(conn)
         .await
         .optional()?)
+}
+
+/// What a batch status read needs, sent together (pipelined) in one round trip: the caller
+/// behind `key_hash` (as [`authenticate`](crate::projects::authenticate)), the batch
+/// `batch_id` if it belongs to the caller's project (`None` for an unknown key), and its jobs
+/// in submission order.
+///
+/// The batch and its jobs are looked up by their keys alone and the project compared here:
+/// with `project_id` in the statement, PostgreSQL's cached generic plan for it could walk the
+/// project's index (every batch of the project) instead of the primary key.
+pub async fn status_for_key(
+    conn: &mut AsyncPgConnection,
+    key_hash: &[u8],
+    batch_id: Uuid,
+) -> Result<(Option<Caller>, Option<Batch>, Vec<Job>), DbError> {
+    let caller = crate::projects::caller_query(key_hash).load::<(ApiKey, Project, PlanRow)>(conn);
+    let batch = batches::table
+        .find(batch_id)
+        .select(Batch::as_select())
+        .load::<Batch>(conn);
+    let batch_jobs = jobs::table
+        .filter(jobs::batch_id.eq(batch_id))
+        .order(jobs::position.asc())
+        .select(Job::as_select())
+        .load::<Job>(conn);
+    let (caller, batch, batch_jobs) = futures_util::try_join!(caller, batch, batch_jobs)?;
+    let caller = caller
+        .into_iter()
+        .next()
+        .map(|(key, project, plan)| Caller { key, project, plan });
+    let owner = caller.as_ref().map(|c| c.project.id);
+    match batch.into_iter().next() {
+        Some(batch) if Some(batch.project_id) == owner => Ok((caller, Some(batch), batch_jobs)),
+        _ => Ok((caller, None, Vec::new())),
+    }
 }
 
 /// A project's batches, newest first: at most `limit`, created before `before` if given

@@ -18,7 +18,8 @@ use std::time::Duration;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::pooled_connection::deadpool::PoolError;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use diesel_async::scoped_futures::ScopedFutureExt;
@@ -27,7 +28,38 @@ pub use diesel_async::{AsyncConnection, RunQueryDsl};
 /// The project's migrations, compiled into every binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
-pub type Conn = Object<AsyncPgConnection>;
+pub type Conn = deadpool::managed::Object<Manager>;
+
+/// A connection checked out again within this time of its last check-out is handed over
+/// without a test query; one idle for longer is tested first (`SELECT 1`).
+const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// diesel-async's manager, except that recycling skips the test query for connections in
+/// recent use. Verifying every check-out cost a round trip per use (three per submit). A
+/// connection whose server went away is still never handed out once its socket is closed
+/// (`is_broken` looks at that), and one idle for a while is still tested.
+pub struct Manager(AsyncDieselConnectionManager<AsyncPgConnection>);
+
+impl deadpool::managed::Manager for Manager {
+    type Type = AsyncPgConnection;
+    type Error = diesel_async::pooled_connection::PoolError;
+
+    async fn create(&self) -> Result<AsyncPgConnection, Self::Error> {
+        self.0.create().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut AsyncPgConnection,
+        metrics: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Self::Error> {
+        if metrics.last_used() < VERIFY_AFTER_IDLE && !std::thread::panicking() && !conn.is_broken()
+        {
+            return Ok(());
+        }
+        self.0.recycle(conn, metrics).await
+    }
+}
 
 /// Database errors, sorted by what the caller can do about them.
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +106,13 @@ impl From<PoolError> for DbError {
 /// one that lived through an outage, works again as soon as the server is back.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<AsyncPgConnection>,
+    pool: deadpool::managed::Pool<Manager>,
 }
 
 impl Db {
     pub fn new(url: &str, max_size: usize) -> anyhow::Result<Self> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-        let pool = Pool::builder(manager)
+        let manager = Manager(AsyncDieselConnectionManager::<AsyncPgConnection>::new(url));
+        let pool = deadpool::managed::Pool::builder(manager)
             .max_size(max_size)
             .runtime(deadpool::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))

@@ -2,9 +2,11 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::Bytea;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::limits::Window;
 use crate::models::{ApiKey, PlanRow, Project};
 use crate::schema::{api_keys, plans, projects};
 use crate::{Conn, DbError};
@@ -18,8 +20,41 @@ pub struct Caller {
 }
 
 /// Finds the live (not revoked) key with this hash, with its project and plan.
-pub async fn authenticate(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<Caller>, DbError> {
-    let row = api_keys::table
+pub async fn authenticate(
+    conn: &mut AsyncPgConnection,
+    key_hash: &[u8],
+) -> Result<Option<Caller>, DbError> {
+    let row = caller_query(key_hash)
+        .first::<(ApiKey, Project, PlanRow)>(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(key, project, plan)| Caller { key, project, plan }))
+}
+
+/// The live key with this hash, its project and plan (at most one row).
+#[allow(clippy::type_complexity)]
+pub(crate) fn caller_query(
+    key_hash: &[u8],
+) -> diesel::dsl::Limit<
+    diesel::dsl::Select<
+        diesel::dsl::Filter<
+            diesel::dsl::Filter<
+                diesel::dsl::InnerJoin<
+                    api_keys::table,
+                    diesel::dsl::InnerJoin<projects::table, plans::table>,
+                >,
+                diesel::dsl::Eq<api_keys::key_hash, &[u8]>,
+            >,
+            diesel::dsl::IsNull<api_keys::revoked_at>,
+        >,
+        (
+            diesel::dsl::AsSelect<ApiKey, diesel::pg::Pg>,
+            diesel::dsl::AsSelect<Project, diesel::pg::Pg>,
+            diesel::dsl::AsSelect<PlanRow, diesel::pg::Pg>,
+        ),
+    >,
+> {
+    api_keys::table
         .inner_join(projects::table.inner_join(plans::table))
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
@@ -28,10 +63,30 @@ pub async fn authenticate(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<Cal
             Project::as_select(),
             PlanRow::as_select(),
         ))
-        .first::<(ApiKey, Project, PlanRow)>(conn)
-        .await
-        .optional()?;
-    Ok(row.map(|(key, project, plan)| Caller { key, project, plan }))
+        .limit(1)
+}
+
+/// [`authenticate`], and one request counted in the key's rate window (fixed one-minute
+/// windows, see [`limits`](crate::limits)). The two statements are sent together (pipelined):
+/// one round trip instead of two. `None` when the key is unknown or revoked, and nothing is
+/// counted then; a key revoked between the two statements is refused as well.
+pub async fn authenticate_and_count(
+    conn: &mut AsyncPgConnection,
+    key_hash: &[u8],
+) -> Result<Option<(Caller, Window)>, DbError> {
+    let caller = caller_query(key_hash).load::<(ApiKey, Project, PlanRow)>(conn);
+    let window = diesel::sql_query(crate::limits::HIT_BY_HASH)
+        .bind::<Bytea, _>(key_hash)
+        .load::<Window>(conn);
+    let (caller, window) = futures_util::try_join!(caller, window)?;
+    Ok(
+        match (caller.into_iter().next(), window.into_iter().next()) {
+            (Some((key, project, plan)), Some(window)) => {
+                Some((Caller { key, project, plan }, window))
+            }
+            _ => None,
+        },
+    )
 }
 
 pub async fn plan_exists(conn: &mut Conn, name: &str) -> Result<bool, DbError> {

@@ -2,7 +2,7 @@
 
 use crate::responses::{BatchItem, BatchStatusBody, JobStatusBody};
 use actix_web::{HttpRequest, HttpResponse, web};
-use enconvert_db::batches;
+use enconvert_db::{batches, projects};
 use enconvert_domain::plan::Feature;
 use enconvert_domain::request::KeyKind;
 use enconvert_domain::{JobStatus, OutputMode};
@@ -33,7 +33,20 @@ pub async fn batch(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth::caller(&state, &req).await?;
+    // The key, the batch and its jobs in one round trip; refusals keep their order.
+    let key_hash = auth::key_hash(&req)?;
+    let batch_id = Uuid::parse_str(&path).ok();
+    let mut conn = state.db.conn().await?;
+    let (caller, batch, jobs) = match batch_id {
+        Some(id) => batches::status_for_key(&mut conn, &key_hash, id).await?,
+        None => (
+            projects::authenticate(&mut conn, &key_hash).await?,
+            None,
+            Vec::new(),
+        ),
+    };
+    drop(conn);
+    let caller = caller.ok_or(ApiError::Unauthorized)?;
     if auth::key_kind(&caller) == KeyKind::Public {
         return Err(ApiError::Forbidden(
             "Batch status polling is not allowed with a public key; use a private key (sk_live_...) from your server".into(),
@@ -43,13 +56,9 @@ pub async fn batch(
     if !plan.allows(Feature::BatchPolling) {
         return Err(ApiError::Forbidden(plan.refusal(Feature::BatchPolling)));
     }
-    let batch_id = Uuid::parse_str(&path).map_err(|_| ApiError::NotFound(BATCH_NOT_FOUND))?;
-    let mut conn = state.db.conn().await?;
-    let batch = batches::find(&mut conn, caller.project.id, batch_id)
-        .await?
+    let batch = batch
+        .filter(|b| b.project_id == caller.project.id)
         .ok_or(ApiError::NotFound(BATCH_NOT_FOUND))?;
-    let jobs = batches::jobs_of(&mut conn, batch.id).await?;
-    drop(conn);
 
     let counts = batch.counts();
     let mode = batch.output_mode();

@@ -5,7 +5,8 @@
 //! `cargo run --release -p enconvert-worker --example render_loop -- N C URL...`
 //! (`RENDER_LOOP_ARGS="--flag ..."` adds Chromium flags; `RENDER_LOOP_PROXY=1` runs Chromium
 //! behind the egress guard proxy, as the worker does; `RENDER_LOOP_GAP_MS=N` pauses N ms
-//! between one lane's renders, as a client making one call after another does.)
+//! between one lane's renders, as a client making one call after another does;
+//! `RENDER_LOOP_BODY='{"enable_scroll": false}'` changes the request's fields.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,11 +27,19 @@ fn main() -> anyhow::Result<()> {
     let c: usize = args.get(1).map_or(Ok(4), |s| s.parse())?;
     let urls: Vec<String> = args.iter().skip(2).cloned().collect();
     anyhow::ensure!(!urls.is_empty(), "usage: render_loop N C URL...");
-    let raw: RawConvertRequest = serde_json::from_value(serde_json::json!({
+    let mut body = serde_json::json!({
         "url": urls[0],
         "single_page": false,
         "pdf_options": {"page_size": "A4", "margins": {"top": 0, "bottom": 0, "left": 0, "right": 0}},
-    }))?;
+    });
+    // RENDER_LOOP_BODY: request fields to add or change, as JSON ({"enable_scroll": false}).
+    if let Ok(extra) = std::env::var("RENDER_LOOP_BODY") {
+        let extra: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&extra)?;
+        if let Some(fields) = body.as_object_mut() {
+            fields.extend(extra);
+        }
+    }
+    let raw: RawConvertRequest = serde_json::from_value(body)?;
     let allow = enconvert_domain::AllowList::parse("127.0.0.1").map_err(anyhow::Error::msg)?;
     let options = raw
         .validate(Endpoint::UrlToPdf, &allow)

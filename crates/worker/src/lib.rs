@@ -497,7 +497,7 @@ pub async fn render_page(
     if let Some(current) = current {
         current.browser.abandon();
         let crashed = current.crashed();
-        if let Some(tab) = current.tab {
+        if let Some((tab, _)) = current.page {
             tokio::task::spawn_blocking(move || tab.close(false));
         }
         if crashed {

@@ -40,25 +40,24 @@ fn browser_err(e: impl std::fmt::Display) -> RenderError {
 /// timeout, and gives up at once when the renderer crashed, or when no page came in time (a
 /// call to a tab whose renderer died is never answered).
 pub struct Current {
-    /// The page's tab, once the render has one.
-    pub tab: Option<Arc<Tab>>,
+    /// The page's tab and crash flag, once the render has its page.
+    pub page: Option<(Arc<Tab>, Arc<AtomicBool>)>,
     /// The browser the page belongs to.
     pub browser: Handle,
-    crashed: Option<Arc<AtomicBool>>,
     /// When the render asked for its page.
     since: Instant,
 }
 
 impl Current {
     pub fn crashed(&self) -> bool {
-        self.crashed
+        self.page
             .as_ref()
-            .is_some_and(|c| c.load(Ordering::SeqCst))
+            .is_some_and(|(_, crashed)| crashed.load(Ordering::SeqCst))
     }
 
     /// The render is still waiting for its page after [`PREPARE_TIMEOUT`].
     pub fn page_overdue(&self) -> bool {
-        self.tab.is_none() && self.since.elapsed() > PREPARE_TIMEOUT
+        self.page.is_none() && self.since.elapsed() > PREPARE_TIMEOUT
     }
 }
 
@@ -350,42 +349,35 @@ pub fn render(
     deadline: Instant,
     slot: &TabSlot,
 ) -> Result<Vec<u8>> {
-    if let Ok(mut s) = slot.lock() {
-        *s = Some(Current {
-            tab: None,
-            browser: browser.clone(),
-            crashed: None,
-            since: Instant::now(),
-        });
-    }
-    let page = browser
-        .page()
-        .map_err(|e| RenderError::Browser(format!("{e:#}")));
-    let mut page = match page {
-        Ok(page) => page,
-        Err(e) => {
-            if let Ok(mut s) = slot.lock() {
-                *s = None;
-            }
-            return Err(e);
+    let publish = |current: Option<Current>| {
+        if let Ok(mut s) = slot.lock() {
+            *s = current;
         }
     };
-    if let Ok(mut s) = slot.lock()
-        && let Some(current) = s.as_mut()
-    {
-        current.tab = Some(page.tab.clone());
-        current.crashed = Some(page.crash_flag());
-    }
-    let mut result = render_in(&mut page, url, options, limits, deadline);
-    // Whatever a call on a crashed page reported (a timeout, a closed session), the cause is
-    // the crash.
-    if result.is_err() && page.crashed() {
-        result = Err(RenderError::Crashed);
-    }
-    if let Ok(mut s) = slot.lock() {
-        *s = None;
-    }
-    browser.release(page);
+    publish(Some(Current {
+        page: None,
+        browser: browser.clone(),
+        since: Instant::now(),
+    }));
+    let result = match browser.page() {
+        Ok(mut page) => {
+            if let Ok(mut s) = slot.lock()
+                && let Some(current) = s.as_mut()
+            {
+                current.page = Some((page.tab.clone(), page.crash_flag()));
+            }
+            let mut result = render_in(&mut page, url, options, limits, deadline);
+            // Whatever a call on a crashed page reported (a timeout, a closed session), the
+            // cause is the crash.
+            if result.is_err() && page.crashed() {
+                result = Err(RenderError::Crashed);
+            }
+            browser.release(page);
+            result
+        }
+        Err(e) => Err(RenderError::Browser(format!("{e:#}"))),
+    };
+    publish(None);
     result
 }
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Runs a command and prints its last output line, then the CPU seconds its own process and
+its descendants used, by command name (sampled from /proc every 0.3 s; a process's last
+sample counts). docs/performance.md uses it to compare where CPU goes, e.g.:
+
+    RENDER_LOOP_PROXY=1 bench/cpusample.py target/release/examples/render_loop 40 4 URL...
+    (cd bench/reference && ../cpusample.py node reference.js --kind pdf --n 40 --conc 4 URL...)
+"""
+import os, subprocess, sys, time
+HZ = os.sysconf('SC_CLK_TCK')
+def tree():
+    par = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                st = open(f'/proc/{d}/stat').read()
+                rest = st.rsplit(')', 1)[1].split()
+                par[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / HZ, st.split('(',1)[1].rsplit(')',1)[0])
+            except Exception:
+                pass
+    return par
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+seen = {}
+while p.poll() is None:
+    par = tree()
+    def under(pid):
+        while pid in par:
+            if pid == p.pid: return True
+            pid = par[pid][0]
+            if pid <= 1: return False
+        return False
+    for pid, (pp, cpu, comm) in par.items():
+        if under(pid):
+            seen[pid] = (cpu, comm)
+    time.sleep(0.3)
+out = p.stdout.read().decode()
+own = {}
+for pid, (cpu, comm) in seen.items():
+    key = 'self' if pid == p.pid else comm
+    own[key] = own.get(key, 0) + cpu
+print(out.strip().splitlines()[-1] if out.strip() else '')
+print({k: round(v, 1) for k, v in sorted(own.items(), key=lambda x: -x[1])})

@@ -1,13 +1,33 @@
 #!/usr/bin/env python3
 """Runs a command and prints its last output line, then the CPU seconds its own process and
-its descendants used, by command name (sampled from /proc every 0.3 s; a process's last
-sample counts). docs/performance.md uses it to compare where CPU goes, e.g.:
+its descendants used, by command name, Chromium's by process type (browser, renderer,
+gpu-process, utility:<service>) (sampled from /proc every 0.3 s; a process's last sample
+counts). docs/performance.md uses it to compare where CPU goes, e.g.:
 
     RENDER_LOOP_PROXY=1 bench/cpusample.py target/release/examples/render_loop 40 4 URL...
     (cd bench/reference && ../cpusample.py node reference.js --kind pdf --n 40 --conc 4 URL...)
 """
 import os, subprocess, sys, time
 HZ = os.sysconf('SC_CLK_TCK')
+KINDS = {}  # pid -> Chromium process type, read while its command line could be read
+def name(pid, stat):
+    comm = stat.split('(', 1)[1].rsplit(')', 1)[0]
+    if 'chrom' not in comm:
+        return comm
+    try:
+        args = open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\0', b' ').split()
+    except OSError:
+        args = []
+    if not args:  # exiting: its command line is gone
+        return KINDS.get(pid, comm)
+    kind, sub = 'browser', ''
+    for a in args:
+        if a.startswith(b'--type='):
+            kind = a[7:].decode()
+        elif a.startswith(b'--utility-sub-type='):
+            sub = ':' + a[19:].decode().rsplit('.', 1)[-1]
+    KINDS[pid] = f'chromium {kind}{sub}'
+    return KINDS[pid]
 def tree():
     par = {}
     for d in os.listdir('/proc'):
@@ -15,7 +35,7 @@ def tree():
             try:
                 st = open(f'/proc/{d}/stat').read()
                 rest = st.rsplit(')', 1)[1].split()
-                par[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / HZ, st.split('(',1)[1].rsplit(')',1)[0])
+                par[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / HZ, name(d, st))
             except Exception:
                 pass
     return par

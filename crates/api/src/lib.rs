@@ -106,6 +106,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         settings.api.link_ttl,
     );
     let relay_wake = Arc::new(Notify::new());
+    let rates = Arc::new(rate::RateCounter::default());
     let broker = enconvert_queue::BrokerState::default();
     let ready = enconvert_queue::health::check(db.clone(), broker.clone(), false);
     let state = AppState {
@@ -122,6 +123,8 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         session_ttl: settings.api.session_ttl,
         secure_cookies: settings.api.secure_cookies,
         ready: ready.clone(),
+        callers: Arc::default(),
+        rates: rates.clone(),
         finished: enconvert_db::finished::Listener::start(
             settings.database_url.expose_secret().to_string(),
             cancel.clone(),
@@ -140,6 +143,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         relay_wake,
         cancel.clone(),
     ));
+    let rate_flush = tokio::spawn(rate::flush_until(rates, db.clone(), cancel.clone()));
     tokio::spawn(prune_rate_windows(db, cancel.clone()));
 
     enconvert_metrics::init()?;
@@ -198,6 +202,7 @@ pub async fn start(settings: &Settings, cancel: CancellationToken) -> anyhow::Re
         let result = server.await.context("the HTTP server failed");
         stopper.abort();
         let _ = relay.await;
+        let _ = rate_flush.await;
         if let Some(ops) = ops {
             ops.stop().await;
         }

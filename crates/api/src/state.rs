@@ -30,6 +30,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// What `/readyz` checks (PostgreSQL; RabbitMQ is reported).
     pub ready: enconvert_metrics::Check,
+    /// Callers found by their key, kept while no change is announced.
+    pub callers: Arc<crate::auth::Callers>,
+    /// Requests counted per key, added to the shared rate windows in the background.
+    pub rates: Arc<crate::rate::RateCounter>,
 }
 
 impl AppState {

@@ -1,9 +1,13 @@
 //! Wakes sync requests when their job finishes: the worker's finishing transaction sends a
 //! PostgreSQL `NOTIFY` with the job id, and every api process `LISTEN`s on one connection of its
 //! own, so a waiting request learns of its result at commit instead of polling the job row.
+//!
+//! The same connection listens for changes to keys, projects and plans (sent by triggers, see
+//! the `caller_changes` migration), which end what api processes keep of their callers:
+//! [`Listener::callers_generation`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::sql_types::Text;
@@ -17,6 +21,8 @@ use crate::{Conn, DbError};
 
 /// The channel finished sync jobs are announced on.
 pub const CHANNEL: &str = "enconvert_job_finished";
+/// The channel triggers announce changes to `api_keys`, `projects` and `plans` on.
+pub const CALLERS_CHANNEL: &str = "enconvert_callers_changed";
 
 /// Announces (at commit) that `job_id` is final.
 pub async fn notify(conn: &mut Conn, job_id: Uuid) -> Result<(), DbError> {
@@ -33,6 +39,8 @@ pub async fn notify(conn: &mut Conn, job_id: Uuid) -> Result<(), DbError> {
 pub struct Listener {
     tx: broadcast::Sender<Uuid>,
     connected: Arc<AtomicBool>,
+    /// Moves on every change to callers and every (re)connection.
+    callers: Arc<AtomicU64>,
 }
 
 impl Listener {
@@ -43,6 +51,7 @@ impl Listener {
         let listener = Listener {
             tx,
             connected: Arc::new(AtomicBool::new(false)),
+            callers: Arc::new(AtomicU64::new(0)),
         };
         let l = listener.clone();
         tokio::spawn(async move {
@@ -65,7 +74,9 @@ impl Listener {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         let (ready_tx, mut ready_rx) = tokio::sync::oneshot::channel::<()>();
         let subscribe = async move {
-            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            client
+                .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {CALLERS_CHANNEL}"))
+                .await?;
             let _ = ready_tx.send(());
             // The client must live as long as the connection is read.
             std::future::pending::<()>().await;
@@ -77,9 +88,16 @@ impl Listener {
                 _ = cancel.cancelled() => return Ok(()),
                 r = &mut subscribe => return r,
                 _ = &mut ready_rx, if !AtomicBool::load(&self.connected, Ordering::SeqCst) => {
+                    // Changes made while nothing listened were missed: what was kept goes.
+                    self.callers.fetch_add(1, Ordering::SeqCst);
                     self.connected.store(true, Ordering::SeqCst);
                 }
                 m = messages.next() => match m {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n)))
+                        if n.channel() == CALLERS_CHANNEL =>
+                    {
+                        self.callers.fetch_add(1, Ordering::SeqCst);
+                    }
                     Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
                         if let Ok(id) = n.payload().parse::<Uuid>() {
                             let _ = self.tx.send(id);
@@ -96,6 +114,20 @@ impl Listener {
     /// Whether notifications arrive now (if not, waiters should poll).
     pub fn connected(&self) -> bool {
         AtomicBool::load(&self.connected, Ordering::SeqCst)
+    }
+
+    /// A number that changes whenever keys, projects or plans change, and whenever the
+    /// listening connection is re-established; `None` while changes are not heard (nothing
+    /// may be kept then). What was read while it had a value stays true while it keeps it.
+    pub fn callers_generation(&self) -> Option<u64> {
+        self.connected()
+            .then(|| AtomicU64::load(&self.callers, Ordering::SeqCst))
+    }
+
+    /// Forgets what this process kept of its callers (a change it made itself, so that it
+    /// does not wait for its own notification).
+    pub fn callers_changed(&self) {
+        self.callers.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Finished job ids from now on.

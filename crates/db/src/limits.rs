@@ -10,32 +10,60 @@ use uuid::Uuid;
 use crate::{Conn, DbError};
 
 /// Where a key stands in the current window.
-#[derive(Debug, Clone, Copy, QueryableByName)]
+#[derive(Debug, Clone, Copy)]
 pub struct Window {
     /// Requests in this window, the current one included.
-    #[diesel(sql_type = Int4)]
     pub count: i32,
     /// Seconds until the window resets.
-    #[diesel(sql_type = Int4)]
     pub reset_secs: i32,
 }
 
-/// Counts one request of the live (not revoked) key with this hash (bound as `$1`) and
-/// returns its [`Window`]; no row when there is no such key, and nothing is counted then.
+/// Requests of one key in one window: counted by an api process since its last flush (to
+/// [`add_counts`]), or the window's total across processes (from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = SqlUuid)]
+    pub key_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub window_start: DateTime<Utc>,
+    #[diesel(sql_type = Int4)]
+    pub count: i32,
+}
+
+/// Adds each key's requests to its window's count in one statement and returns the totals
+/// (keys that no longer exist are left out).
 ///
 /// Run it on its own (not inside a transaction): it commits without waiting for the WAL
-/// flush (`synchronous_commit` off for this statement's transaction alone). Every request of
-/// a key updates the same row, and each update holds the row lock until its commit; with the
-/// flush (0.5-1 ms here) in that wait, one key could not get past ~1000 requests a second.
-/// A crash of PostgreSQL may forget the last few hundred milliseconds of counts, which only
-/// lets a key a few more requests in that minute; accepted work keeps its durable commit.
-pub(crate) const HIT_BY_HASH: &str = "INSERT INTO rate_windows (key_id, window_start, count) \
-     SELECT id, date_trunc('minute', now()), 1 FROM api_keys \
-       WHERE key_hash = $1 AND revoked_at IS NULL \
-         AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
-     ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + 1 \
-     RETURNING count, \
-       GREATEST(1, CEIL(EXTRACT(EPOCH FROM (window_start + interval '1 minute' - now()))))::int AS reset_secs";
+/// flush (`synchronous_commit` off for this statement's transaction alone). A crash of
+/// PostgreSQL may forget the last few hundred milliseconds of counts, which only lets a key
+/// a few more requests in that minute; accepted work keeps its durable commit.
+pub async fn add_counts(conn: &mut Conn, counts: &[Count]) -> Result<Vec<Count>, DbError> {
+    use diesel::sql_types::{Array, Timestamptz};
+    if counts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted = counts.to_vec();
+    // One order for every process, so that two flushes never wait on each other's rows.
+    sorted.sort_by_key(|c| (c.key_id, c.window_start));
+    let keys: Vec<Uuid> = sorted.iter().map(|c| c.key_id).collect();
+    let windows: Vec<DateTime<Utc>> = sorted.iter().map(|c| c.window_start).collect();
+    let adds: Vec<i32> = sorted.iter().map(|c| c.count).collect();
+    Ok(diesel::sql_query(
+        "INSERT INTO rate_windows (key_id, window_start, count) \
+           SELECT t.key_id, t.window_start, t.count \
+             FROM unnest($1, $2, $3) AS t(key_id, window_start, count) \
+             JOIN api_keys k ON k.id = t.key_id \
+            WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL \
+            ORDER BY t.key_id, t.window_start \
+         ON CONFLICT (key_id, window_start) DO UPDATE SET count = rate_windows.count + EXCLUDED.count \
+         RETURNING key_id, window_start, count",
+    )
+    .bind::<Array<SqlUuid>, _>(keys)
+    .bind::<Array<Timestamptz>, _>(windows)
+    .bind::<Array<Int4>, _>(adds)
+    .load(conn)
+    .await?)
+}
 
 /// Drops windows that can no longer matter.
 pub async fn prune(conn: &mut Conn) -> Result<usize, DbError> {

@@ -2,11 +2,9 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::Bytea;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::limits::Window;
 use crate::models::{ApiKey, PlanRow, Project};
 use crate::schema::{api_keys, plans, projects};
 use crate::{Conn, DbError};
@@ -64,29 +62,6 @@ pub(crate) fn caller_query(
             PlanRow::as_select(),
         ))
         .limit(1)
-}
-
-/// [`authenticate`], and one request counted in the key's rate window (fixed one-minute
-/// windows, see [`limits`](crate::limits)). The two statements are sent together (pipelined):
-/// one round trip instead of two. `None` when the key is unknown or revoked, and nothing is
-/// counted then; a key revoked between the two statements is refused as well.
-pub async fn authenticate_and_count(
-    conn: &mut AsyncPgConnection,
-    key_hash: &[u8],
-) -> Result<Option<(Caller, Window)>, DbError> {
-    let caller = caller_query(key_hash).load::<(ApiKey, Project, PlanRow)>(conn);
-    let window = diesel::sql_query(crate::limits::HIT_BY_HASH)
-        .bind::<Bytea, _>(key_hash)
-        .load::<Window>(conn);
-    let (caller, window) = futures_util::try_join!(caller, window)?;
-    Ok(
-        match (caller.into_iter().next(), window.into_iter().next()) {
-            (Some((key, project, plan)), Some(window)) => {
-                Some((Caller { key, project, plan }, window))
-            }
-            _ => None,
-        },
-    )
 }
 
 pub async fn plan_exists(conn: &mut Conn, name: &str) -> Result<bool, DbError> {

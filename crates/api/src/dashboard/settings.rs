@@ -126,6 +126,7 @@ pub async fn notifications(
     let mut conn = state.db.conn().await?;
     projects::set_owner_email(&mut conn, project_id, email).await?;
     projects::set_default_email(&mut conn, project_id, enabled).await?;
+    state.finished.callers_changed();
     tracing::info!(project.id = %project_id, default_email_enabled = enabled, "project settings changed from the dashboard");
     Ok(back("saved"))
 }
@@ -229,6 +230,8 @@ pub async fn revoke_key(
     }
     projects::revoke_key(&mut conn, key_id).await?;
     drop(conn);
+    // Refused by this process at once (the others when the change's notification arrives).
+    state.finished.callers_changed();
     tracing::info!(project.id = %project_id, key.id = %key_id, "key revoked from the dashboard");
     if key_id == session.caller.key.id {
         // This session signed in with it, so it has just ended.

@@ -1738,7 +1738,10 @@ async fn rate_windows_are_shared_between_api_processes() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(total, 10, "every request counted once in the shared window (a 8, b 2)");
+    assert_eq!(
+        total, 10,
+        "every request counted once in the shared window (a 8, b 2)"
+    );
     // A plan's limits are what the api reads: changed by SQL (as an operator would), the
     // api sees the change through the triggers' notification.
     let url = "/v1/convert/url-to-pdf";

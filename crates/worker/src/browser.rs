@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use headless_chrome::browser::tab::EventListener;
 use headless_chrome::protocol::cdp::types::Event;
-use headless_chrome::protocol::cdp::{Emulation, Inspector, Network, Page as CdpPage, Target};
+use headless_chrome::protocol::cdp::{Emulation, Inspector, Network, Page as CdpPage};
+
+use crate::cdp::BrowserSession;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
 /// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
@@ -146,6 +148,8 @@ struct Pool {
     changed: Condvar,
     /// Ready pages to keep.
     target: usize,
+    /// Where jobs' contexts are disposed of.
+    session: BrowserSession,
 }
 
 impl Pool {
@@ -164,7 +168,7 @@ struct Slot {
 }
 
 /// A browser and its control tab (a page of the default context that lives as long as the
-/// browser; browser-level calls such as disposing a job's context go through it).
+/// browser; the message pump runs on it).
 #[derive(Clone)]
 pub struct Handle {
     pub browser: Arc<Browser>,
@@ -194,7 +198,7 @@ impl Handle {
         };
         match ready {
             Some(page) => Ok(page),
-            None => prepare(&self.browser, &self.control).inspect_err(|_| {
+            None => prepare(&self.browser, &self.pool.session).inspect_err(|_| {
                 self.pool.lock().broken = true;
                 self.done();
             }),
@@ -229,15 +233,13 @@ impl Handle {
 }
 
 /// A fresh context with one tab, network events on and the default viewport set.
-fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
+fn prepare(browser: &Browser, session: &BrowserSession) -> anyhow::Result<Page> {
     let context = browser.new_context()?;
     let context_id = context.get_id().to_string();
     let tab = match context.new_tab() {
         Ok(tab) => tab,
         Err(e) => {
-            let _ = control.call_method(Target::DisposeBrowserContext {
-                browser_context_id: context_id,
-            });
+            let _ = session.dispose_context(&context_id);
             return Err(e);
         }
     };
@@ -285,7 +287,7 @@ fn prepare(browser: &Browser, control: &Tab) -> anyhow::Result<Page> {
                 .map(drop)
         });
     if let Err(e) = setup {
-        close(control, page);
+        close(session, page);
         return Err(e);
     }
     Ok(page)
@@ -313,13 +315,11 @@ pub fn set_metrics(tab: &Tab, width: u32, height: u32, scale: f64) -> anyhow::Re
 }
 
 /// Disposes the page's context, which closes its tab and drops its cookies, storage and cache.
-fn close(control: &Tab, page: Page) {
+fn close(session: &BrowserSession, page: Page) {
     for listener in &page.listeners {
         let _ = page.tab.remove_event_listener(listener);
     }
-    if let Err(e) = control.call_method(Target::DisposeBrowserContext {
-        browser_context_id: page.context_id,
-    }) {
+    if let Err(e) = session.dispose_context(&page.context_id) {
         tracing::debug!(error = %e, "could not dispose a browser context");
         let _ = page.tab.close(false);
     }
@@ -328,7 +328,7 @@ fn close(control: &Tab, page: Page) {
 /// Closes finished pages and keeps `target` pages ready, until the browser is gone. Pages are
 /// prepared on threads of their own: each waits on headless_chrome's 100 ms polls, so several
 /// at once keep up with several jobs at once.
-fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
+fn keeper(browser: Weak<Browser>, pool: Arc<Pool>) {
     loop {
         let (finished, to_prepare) = {
             let mut state = pool.lock();
@@ -387,11 +387,11 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
             return;
         }
         for key in to_prepare {
-            let (weak, ctl, shared) = (browser.clone(), control.clone(), pool.clone());
+            let (weak, shared) = (browser.clone(), pool.clone());
             let spawned = std::thread::Builder::new()
                 .name("chromium-prepare".to_string())
                 .spawn(move || {
-                    let page = weak.upgrade().map(|b| prepare(&b, &ctl));
+                    let page = weak.upgrade().map(|b| prepare(&b, &shared.session));
                     let pool = shared;
                     let mut state = pool.lock();
                     state.preparing.remove(&key);
@@ -417,10 +417,10 @@ fn keeper(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
         for page in finished {
             // A call to a tab whose renderer died may go unanswered until the call timeout:
             // never on this thread, which keeps pages coming.
-            let ctl = control.clone();
+            let shared = pool.clone();
             if let Err(e) = std::thread::Builder::new()
                 .name("chromium-close".to_string())
-                .spawn(move || close(&ctl, page))
+                .spawn(move || close(&shared.session, page))
             {
                 tracing::warn!(error = %e, "could not start a thread to close a page");
             }
@@ -623,20 +623,18 @@ impl Chrome {
             state: Mutex::new(PoolState::default()),
             changed: Condvar::new(),
             target: self.ready_pages,
+            session: BrowserSession::new(browser.get_ws_url()),
         });
-        for (name, run) in [
-            (
-                "chromium-pages",
-                keeper as fn(Weak<Browser>, Arc<Tab>, Arc<Pool>),
-            ),
-            ("chromium-pump", pump),
-        ] {
-            let (weak, control, pool) = (Arc::downgrade(&browser), control.clone(), pool.clone());
-            std::thread::Builder::new()
-                .name(name.to_string())
-                .spawn(move || run(weak, control, pool))
-                .context("failed to start a browser thread")?;
-        }
+        let (weak, shared) = (Arc::downgrade(&browser), pool.clone());
+        std::thread::Builder::new()
+            .name("chromium-pages".to_string())
+            .spawn(move || keeper(weak, shared))
+            .context("failed to start a browser thread")?;
+        let (weak, tab, shared) = (Arc::downgrade(&browser), control.clone(), pool.clone());
+        std::thread::Builder::new()
+            .name("chromium-pump".to_string())
+            .spawn(move || pump(weak, tab, shared))
+            .context("failed to start a browser thread")?;
         *slot = Some(Slot {
             browser: browser.clone(),
             control: control.clone(),

@@ -2,6 +2,7 @@
 
 mod archive;
 pub mod browser;
+pub mod cdp;
 mod dead;
 mod discover;
 mod reconcile;

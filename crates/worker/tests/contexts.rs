@@ -1,0 +1,71 @@
+//! Every job gets a fresh browser context, and a finished job's context is disposed of (with
+//! its cookies, storage and cache), not left in the browser until it is replaced. (It was:
+//! the disposal went through a page's session, which Chromium refuses.) Real Chromium, real
+//! loopback HTTP server.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use enconvert_worker::browser::Chrome;
+use enconvert_worker::cdp::BrowserSession;
+use enconvert_worker::render::Limits;
+use enconvert_worker::render_page;
+
+mod common;
+use common::{Stop, chromium, options};
+
+/// A loopback server answering every request with a small page.
+fn site() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "<!doctype html><title>p</title><h1>A page</h1>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_leave_no_browser_context_behind() {
+    const READY: usize = 2;
+    let chrome = Chrome::new(chromium(), READY, Vec::new());
+    let _stop = Stop(chrome.clone());
+    let base = site();
+    for i in 0..8 {
+        let pdf = render_page(
+            &chrome,
+            &format!("{base}/{i}"),
+            &options(),
+            Limits::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert!(pdf.starts_with(b"%PDF"));
+    }
+    let handle = chrome.get().unwrap();
+    let session = BrowserSession::new(handle.browser.get_ws_url());
+    // Finished pages are closed by a background thread: give it a moment.
+    let since = Instant::now();
+    let mut contexts = session.browser_contexts().unwrap();
+    while contexts.len() > READY && since.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        contexts = session.browser_contexts().unwrap();
+    }
+    assert!(
+        contexts.len() <= READY,
+        "{} contexts after 8 jobs (the {READY} ready pages' at most)",
+        contexts.len()
+    );
+}

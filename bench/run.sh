@@ -73,6 +73,9 @@ export ENCONVERT_SIGNING_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d
 export ENCONVERT_STORAGE_DIR="$work/files" ENCONVERT_MAIL_DIR="$work/mail"
 export ENCONVERT_WORKER_CONCURRENCY="$concurrency"
 export RUST_LOG="${RUST_LOG:-warn}"
+# As deployed (deploy/ sets neither): with them, every error (an expected one included) would
+# capture and symbolize a backtrace, which costs CPU and ~30 MB of symbol cache.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 
 "$bin/enconvert-admin" ensure-dev-project >/dev/null
 # A plan without a practical rate limit, so (c) measures the api and not the limiter's 429s;

@@ -6,7 +6,9 @@
 //! (`RENDER_LOOP_ARGS="--flag ..."` adds Chromium flags; `RENDER_LOOP_PROXY=1` runs Chromium
 //! behind the egress guard proxy, as the worker does; `RENDER_LOOP_GAP_MS=N` pauses N ms
 //! between one lane's renders, as a client making one call after another does;
-//! `RENDER_LOOP_BODY='{"enable_scroll": false}'` changes the request's fields.)
+//! `RENDER_LOOP_BODY='{"enable_scroll": false}'` changes the request's fields;
+//! `RENDER_LOOP_RECYCLE=N` replaces the browser after N jobs, as
+//! `ENCONVERT_BROWSER_RECYCLE_AFTER` does in the worker.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,7 +61,13 @@ fn main() -> anyhow::Result<()> {
         ))?;
         extra.extend(proxy.chromium_flags());
     }
-    let chrome = Chrome::new("/usr/bin/chromium".into(), c, extra);
+    let mut chrome = Chrome::new("/usr/bin/chromium".into(), c, extra);
+    if let Some(jobs) = std::env::var("RENDER_LOOP_RECYCLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        chrome = chrome.recycle_after(jobs);
+    }
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));
     let next = Arc::new(AtomicUsize::new(0));

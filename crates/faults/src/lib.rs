@@ -316,6 +316,34 @@ impl Rabbit {
             .unwrap_or(0)
     }
 
+    /// Waits up to `within` for `queues` to hold no message (ready or unacknowledged);
+    /// whether they did.
+    pub async fn drained(&self, queues: &[&str], within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if queues.iter().all(|q| self.depth(q) == 0) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Every queue with its ready and unacknowledged messages and its consumers, as
+    /// `rabbitmqctl list_queues` prints them (for a failing test's message).
+    pub fn queues(&self) -> String {
+        let out = self.ctl(&[
+            "list_queues",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Consumers on `queue`.
     pub fn consumers(&self, queue: &str) -> u64 {
         let out = self.ctl(&["list_queues", "name", "consumers"]);

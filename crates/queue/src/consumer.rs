@@ -161,6 +161,7 @@ pub async fn run(
                                 Disposition::Requeue => delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await,
                                 Disposition::DeadLetter => delivery.nack(BasicNackOptions { requeue: false, multiple: false }).await,
                             };
+                            tracing::debug!(%queue, disposition = disposition.label(), ok = result.is_ok(), "settled a message");
                             if let Err(e) = result {
                                 // The channel is gone; RabbitMQ redelivers, and handlers are idempotent.
                                 tracing::warn!(error = %e, "could not settle a message");

@@ -75,10 +75,17 @@ RUN apt-get update \
         tini \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/enconvert-worker /usr/local/bin/enconvert-worker
+# glibc's allocator: two arenas, freed memory trimmed, large buffers (PDFs, screenshots) in
+# their own mappings. What headless_chrome's per-tab threads held then goes back to the
+# system when the browser is recycled, instead of staying in the worker's RSS
+# (docs/performance.md, (e)).
 ENV ENCONVERT_STORAGE_DIR=/data/files \
     ENCONVERT_MAIL_DIR=/data/mail \
     ENCONVERT_CHROMIUM_PATH=/usr/bin/chromium \
-    ENCONVERT_WORKER_OPS_ADDR=0.0.0.0:9182
+    ENCONVERT_WORKER_OPS_ADDR=0.0.0.0:9182 \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_TRIM_THRESHOLD_=0 \
+    MALLOC_MMAP_THRESHOLD_=65536
 VOLUME /data
 USER 10001:10001
 EXPOSE 9182

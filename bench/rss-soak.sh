@@ -5,6 +5,9 @@
 # (python3 -m http.server 18099 --bind 127.0.0.1 --directory bench/site).
 #   bench/rss-soak.sh N LABEL [VAR=value ...]   e.g. bench/rss-soak.sh 600 r100 RENDER_LOOP_RECYCLE=100
 N=$1; label=$2; shift 2
+# As bench/run.sh: a shell's RUST_BACKTRACE would make every expected error capture and
+# symbolize a backtrace, which deploy/ does not do.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 S=http://127.0.0.1:18099
 cargo build --release -q -p enconvert-worker --example render_loop
 env "$@" "${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release/examples/render_loop" $N 4 $S/invoice.html $S/report.html $S/gallery.html $S/dashboard.html > /tmp/soak-$label.out 2>/dev/null &

@@ -87,8 +87,11 @@ SQL
 
 python3 -m http.server "$site_port" --bind 127.0.0.1 --directory bench/site >/dev/null 2>&1 &
 pids+=($!)
+# The worker runs with the allocator settings its image sets (Dockerfile, docs/performance.md (e)).
+malloc_env=(MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=0 MALLOC_MMAP_THRESHOLD_=65536)
 for p in api worker notifier; do
-  "$bin/enconvert-$p" >"$work/$p.log" 2>&1 &
+  envs=(); [ "$p" = worker ] && envs=("${malloc_env[@]}")
+  env "${envs[@]}" "$bin/enconvert-$p" >"$work/$p.log" 2>&1 &
   pids+=($!)
   [ "$p" = worker ] && worker_pid=$!
 done

@@ -40,8 +40,11 @@ trap cleanup INT TERM EXIT
 
 python3 -m http.server 8099 --bind 127.0.0.1 --directory bench/site >/dev/null 2>&1 &
 pids+=($!)
+# The worker runs with the allocator settings its image sets (Dockerfile, docs/performance.md (e)).
+malloc_env=(MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=0 MALLOC_MMAP_THRESHOLD_=65536)
 for p in api worker notifier; do
-  ( "$BIN/enconvert-$p" 2>&1 | sed -u "s/^/[$p] /" ) &
+  envs=(); [ "$p" = worker ] && envs=("${malloc_env[@]}")
+  ( env "${envs[@]}" "$BIN/enconvert-$p" 2>&1 | sed -u "s/^/[$p] /" ) &
   pids+=($!)
 done
 

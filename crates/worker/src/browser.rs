@@ -542,7 +542,7 @@ impl Chrome {
             path,
             ready_pages: ready_pages.max(1),
             extra_args,
-            recycle_after: 500,
+            recycle_after: 100,
             slot: Arc::new(Mutex::new(None)),
         }
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Runs a command and prints its last output line, then the CPU seconds its own process and
 its descendants used, by command name, Chromium's by process type (browser, renderer,
-gpu-process, utility:<service>) (sampled from /proc every 0.3 s; a process's last sample
-counts). docs/performance.md uses it to compare where CPU goes, e.g.:
+gpu-process, utility:<service>, renderer:webui for the browser's own UI) (sampled from /proc every 0.3 s; a process's last sample
+counts), and how many processes of each were seen (one that lived less than 0.3 s may be
+missed). docs/performance.md uses it to compare where CPU goes, e.g.:
 
     RENDER_LOOP_PROXY=1 bench/cpusample.py target/release/examples/render_loop 40 4 URL...
     (cd bench/reference && ../cpusample.py node reference.js --kind pdf --n 40 --conc 4 URL...)
@@ -26,6 +27,8 @@ def name(pid, stat):
             kind = a[7:].decode()
         elif a.startswith(b'--utility-sub-type='):
             sub = ':' + a[19:].decode().rsplit('.', 1)[-1]
+    if b'--top-chrome-webui' in args:  # the browser's own UI (omnibox popup, ...)
+        sub += ':webui'
     KINDS[pid] = f'chromium {kind}{sub}'
     return KINDS[pid]
 def tree():
@@ -55,8 +58,11 @@ while p.poll() is None:
     time.sleep(0.3)
 out = p.stdout.read().decode()
 own = {}
+count = {}
 for pid, (cpu, comm) in seen.items():
     key = 'self' if pid == p.pid else comm
     own[key] = own.get(key, 0) + cpu
+    count[key] = count.get(key, 0) + 1
 print(out.strip().splitlines()[-1] if out.strip() else '')
 print({k: round(v, 1) for k, v in sorted(own.items(), key=lambda x: -x[1])})
+print('processes:', {k: n for k, n in sorted(count.items(), key=lambda x: -x[1])})

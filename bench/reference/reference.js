@@ -20,14 +20,33 @@ function parseArgs() {
   return a;
 }
 
+// Playwright's own --disable-features list (playwright-core 1.65.1, as pinned in
+// package.json; read from the browser's command line with `ps`).
+const PLAYWRIGHT_DISABLED = ['AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose',
+  'HttpsUpgrades', 'HttpsFirstBalancedModeAutoEnable', 'LensOverlay', 'MediaRouter', 'PaintHolding',
+  'ThirdPartyStoragePartitioning', 'AvoidCorsURLLoaderRestartOnRedirect', 'TcpPortRandomizationWin',
+  'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled', 'PreconnectToSearch',
+  'msForceBrowserSignIn', 'msEdgeUpdateLaunchServicesPreferredVersion'];
+// The worker's (its first two are headless_chrome's own, which the worker's list replaces).
+const WORKER_DISABLED = ['TranslateUI', 'BlinkGenPropertyTrees', 'WebUIOmniboxPopup',
+  'WebUIOmniboxAimPopup', 'WebUIOmniboxFullPopup'];
+
 (async () => {
   const a = parseArgs();
-  // The worker's own launch flags, so both drive the same browser the same way.
+  // The worker's own launch flags (crates/worker/src/browser.rs, FLAGS), so both drive the
+  // same browser the same way. Its --disable-features (the browser's own UI: each context's
+  // window builds a WebUI omnibox popup in a renderer of its own) is merged with
+  // Playwright's: Chromium keeps the last --disable-features given, so passing it alone
+  // would drop Playwright's list. REFERENCE_PLAIN=1 leaves Playwright's list as it is.
+  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
+    '--hide-scrollbars', '--mute-audio', '--font-render-hinting=none'];
+  if (process.env.REFERENCE_PLAIN !== '1') {
+    args.push('--disable-features=' + PLAYWRIGHT_DISABLED.concat(WORKER_DISABLED).join(','));
+  }
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
-      '--hide-scrollbars', '--mute-audio', '--font-render-hinting=none'],
+    args,
   });
   // One unmeasured render, as the service is measured warm.
   {

@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));
     let next = Arc::new(AtomicUsize::new(0));
+    let bytes = Arc::new(AtomicUsize::new(0));
     let gap = Duration::from_millis(
         std::env::var("RENDER_LOOP_GAP_MS")
             .ok()
@@ -80,8 +81,13 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let lanes: Vec<_> = (0..c)
         .map(|_| {
-            let (chrome, next, urls, options) =
-                (chrome.clone(), next.clone(), urls.clone(), options.clone());
+            let (chrome, next, bytes, urls, options) = (
+                chrome.clone(),
+                next.clone(),
+                bytes.clone(),
+                urls.clone(),
+                options.clone(),
+            );
             std::thread::spawn(move || -> anyhow::Result<Vec<u128>> {
                 let mut lat = Vec::new();
                 loop {
@@ -96,7 +102,7 @@ fn main() -> anyhow::Result<()> {
                     let handle = chrome.get()?;
                     let slot: TabSlot = Arc::default();
                     let deadline = t + Duration::from_secs(60);
-                    render::render(
+                    let file = render::render(
                         &handle,
                         &urls[i % urls.len()],
                         &options,
@@ -105,6 +111,7 @@ fn main() -> anyhow::Result<()> {
                         &slot,
                     )
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    bytes.fetch_add(file.len(), Ordering::SeqCst);
                     lat.push(t.elapsed().as_millis());
                     if std::env::var_os("RENDER_LOOP_VERBOSE").is_some() {
                         eprintln!("{} ms {}", t.elapsed().as_millis(), urls[i % urls.len()]);
@@ -125,10 +132,11 @@ fn main() -> anyhow::Result<()> {
     lat.sort_unstable();
     let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(
-        "{{\"n\": {n}, \"conc\": {c}, \"seconds\": {secs:.2}, \"per_second\": {:.3}, \"p50_ms\": {}, \"p95_ms\": {}}}",
+        "{{\"n\": {n}, \"conc\": {c}, \"seconds\": {secs:.2}, \"per_second\": {:.3}, \"p50_ms\": {}, \"p95_ms\": {}, \"mean_output_bytes\": {}}}",
         n as f64 / secs,
         q(0.5),
-        q(0.95)
+        q(0.95),
+        bytes.load(Ordering::SeqCst) / n.max(1)
     );
     Ok(())
 }

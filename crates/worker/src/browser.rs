@@ -23,9 +23,17 @@ use headless_chrome::protocol::cdp::{Emulation, Inspector, Network, Page as CdpP
 use crate::cdp::BrowserSession;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
-/// Flags every launch gets: no sandbox (containers run as root), and nothing that would talk
-/// to Google's services from a closed network.
+/// Flags every launch gets: no sandbox (containers run as root), nothing that would talk to
+/// Google's services from a closed network, and none of the browser's own UI.
+///
+/// Each job's browser context gets a window of its own, and Chromium (150 and later) builds
+/// every window's omnibox popup as a WebUI page (`chrome://omnibox-popup.top-chrome/`, and an
+/// AI-mode one) in a renderer of its own: some 0.3 CPU-seconds per job, more than a one-page
+/// invoice's own render (docs/performance.md). Nobody types in a headless window, so those
+/// features are off. This flag replaces headless_chrome's own `--disable-features` (Chromium
+/// keeps the last one given), so its two features are listed here too.
 pub const FLAGS: &[&str] = &[
+    "--disable-features=TranslateUI,BlinkGenPropertyTrees,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",

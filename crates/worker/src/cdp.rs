@@ -58,6 +58,27 @@ impl BrowserSession {
             .unwrap_or_default())
     }
 
+    /// Every target of the browser, its own UI's included, as (type, URL) pairs.
+    pub fn targets(&self) -> anyhow::Result<Vec<(String, String)>> {
+        // An empty filter entry matches every type (the default filter leaves some out).
+        let answer = self.call("Target.getTargets", json!({ "filter": [{}] }))?;
+        let field = |t: &Value, name: &str| {
+            t.get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(answer
+            .get("targetInfos")
+            .and_then(Value::as_array)
+            .map(|all| {
+                all.iter()
+                    .map(|t| (field(t, "type"), field(t, "url")))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn call(&self, method: &str, params: Value) -> anyhow::Result<Value> {
         let mut guard = self
             .socket

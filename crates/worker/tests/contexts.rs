@@ -69,3 +69,38 @@ async fn finished_jobs_leave_no_browser_context_behind() {
         contexts.len()
     );
 }
+
+/// Each job's context gets a window of its own, and Chromium builds a window's omnibox popup
+/// as WebUI pages in a renderer of their own (some 0.3 CPU-seconds a job, more than a small
+/// page's render). The worker's flags turn that UI off: no `browser_ui` target may exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_build_none_of_the_browsers_own_ui() {
+    const READY: usize = 2;
+    let chrome = Chrome::new(chromium(), READY, Vec::new());
+    let _stop = Stop(chrome.clone());
+    let base = site();
+    for i in 0..3 {
+        render_page(
+            &chrome,
+            &format!("{base}/{i}"),
+            &options(),
+            Limits::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+    let handle = chrome.get().unwrap();
+    let session = BrowserSession::new(handle.browser.get_ws_url());
+    let targets = session.targets().unwrap();
+    // The ready pages' tabs are there: the listing itself works.
+    assert!(
+        targets.iter().filter(|(kind, _)| kind == "page").count() >= READY,
+        "{targets:?}"
+    );
+    let ui: Vec<_> = targets
+        .iter()
+        .filter(|(kind, url)| kind == "browser_ui" || url.contains(".top-chrome"))
+        .collect();
+    assert!(ui.is_empty(), "the browser built its own UI: {ui:?}");
+}

@@ -26,7 +26,7 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 /// Flags every launch gets: no sandbox (containers run as root), nothing that would talk to
 /// Google's services from a closed network, and none of the browser's own UI.
 ///
-/// Each job's browser context gets a window of its own, and Chromium (150 and later) builds
+/// Each job's browser context gets a window of its own, and Chromium (156, as measured) builds
 /// every window's omnibox popup as a WebUI page (`chrome://omnibox-popup.top-chrome/`, and an
 /// AI-mode one) in a renderer of its own: some 0.3 CPU-seconds per job, more than a one-page
 /// invoice's own render (docs/performance.md). Nobody types in a headless window, so those
@@ -452,8 +452,8 @@ fn pump_wanted(active: usize, cores: usize, lingering: bool) -> bool {
 ///
 /// The pump pauses while more jobs run than the machine has cores. It costs some 0.13 of a
 /// core (the control tab's renderer, the browser process, our reader), and CPU is then what
-/// limits throughput; a job waiting for the lock leaves its core to the others (about 10%
-/// more pages a second at 4 jobs on 2 cores, docs/performance.md). With as many jobs as
+/// limits throughput; a job waiting for the lock leaves its core to the others (4-18% more
+/// pages a second in 4 of 5 alternating runs at 4 jobs on 2 cores, docs/performance.md). With as many jobs as
 /// cores or fewer, a wait would leave a core idle, so it runs.
 fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs a command and prints its last output line, then the CPU seconds its own process and
 its descendants used, by command name, Chromium's by process type (browser, renderer,
-gpu-process, utility:<service>, renderer:webui for the browser's own UI) (sampled from /proc every 0.3 s; a process's last sample
-counts), and how many processes of each were seen (one that lived less than 0.3 s may be
-missed). docs/performance.md uses it to compare where CPU goes, e.g.:
+renderer:webui for the browser's own UI, gpu-process, utility:<service>), and how many
+processes of each were seen. It samples /proc every 0.3 s and counts a process's CPU as of
+its last sample: a process that lives less than that may be missed, one that ends between
+samples is cut short (machine-wide CPU from /proc/stat counts everything). docs/performance.md uses it to compare where CPU goes, e.g.:
 
     RENDER_LOOP_PROXY=1 bench/cpusample.py target/release/examples/render_loop 40 4 URL...
     (cd bench/reference && ../cpusample.py node reference.js --kind pdf --n 40 --conc 4 URL...)

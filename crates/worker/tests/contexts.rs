@@ -36,15 +36,12 @@ fn site() -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finished_jobs_leave_no_browser_context_behind() {
-    const READY: usize = 2;
-    let chrome = Chrome::new(chromium(), READY, Vec::new());
-    let _stop = Stop(chrome.clone());
+/// Renders `jobs` pages of a fresh loopback site, one after another; each must be a PDF.
+async fn render_jobs(chrome: &Chrome, jobs: usize) {
     let base = site();
-    for i in 0..8 {
+    for i in 0..jobs {
         let pdf = render_page(
-            &chrome,
+            chrome,
             &format!("{base}/{i}"),
             &options(),
             Limits::default(),
@@ -54,6 +51,14 @@ async fn finished_jobs_leave_no_browser_context_behind() {
         .unwrap();
         assert!(pdf.starts_with(b"%PDF"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_leave_no_browser_context_behind() {
+    const READY: usize = 2;
+    let chrome = Chrome::new(chromium(), READY, Vec::new());
+    let _stop = Stop(chrome.clone());
+    render_jobs(&chrome, 8).await;
     let handle = chrome.get().unwrap();
     let session = BrowserSession::new(handle.browser.get_ws_url());
     // Finished pages are closed by a background thread: give it a moment.
@@ -78,18 +83,7 @@ async fn jobs_build_none_of_the_browsers_own_ui() {
     const READY: usize = 2;
     let chrome = Chrome::new(chromium(), READY, Vec::new());
     let _stop = Stop(chrome.clone());
-    let base = site();
-    for i in 0..3 {
-        render_page(
-            &chrome,
-            &format!("{base}/{i}"),
-            &options(),
-            Limits::default(),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-    }
+    render_jobs(&chrome, 3).await;
     let handle = chrome.get().unwrap();
     let session = BrowserSession::new(handle.browser.get_ws_url());
     let targets = session.targets().unwrap();

@@ -138,6 +138,8 @@ struct PoolState {
     stuck: bool,
     /// Jobs holding a page of this browser now.
     active: usize,
+    /// Jobs preparing a page of their own, none being ready: they wait on calls, not on CPU.
+    waiting: usize,
     /// The browser was replaced: prepare nothing more.
     retired: bool,
     /// Preparing a page failed. headless_chrome stops handling the browser's events when it
@@ -175,6 +177,16 @@ struct Slot {
     jobs: u64,
 }
 
+impl Slot {
+    fn handle(&self) -> Handle {
+        Handle {
+            browser: self.browser.clone(),
+            control: self.control.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
 /// A browser and its control tab (a page of the default context that lives as long as the
 /// browser; the message pump runs on it).
 #[derive(Clone)]
@@ -201,16 +213,26 @@ impl Handle {
                     break;
                 }
             }
+            if found.is_none() {
+                state.waiting += 1;
+            }
             self.pool.changed.notify_all();
             found
         };
-        match ready {
-            Some(page) => Ok(page),
-            None => prepare(&self.browser, &self.pool.session).inspect_err(|_| {
-                self.pool.lock().broken = true;
-                self.done();
-            }),
+        if let Some(page) = ready {
+            return Ok(page);
         }
+        let prepared = prepare(&self.browser, &self.pool.session);
+        {
+            let mut state = self.pool.lock();
+            state.waiting = state.waiting.saturating_sub(1);
+            if prepared.is_err() {
+                state.broken = true;
+                state.active = state.active.saturating_sub(1);
+            }
+            self.pool.changed.notify_all();
+        }
+        prepared
     }
 
     /// Hands a finished page to the background thread, which closes its tab and disposes its
@@ -220,11 +242,6 @@ impl Handle {
         state.finished.push(page);
         state.active = state.active.saturating_sub(1);
         self.pool.changed.notify_all();
-    }
-
-    fn done(&self) {
-        let mut state = self.pool.lock();
-        state.active = state.active.saturating_sub(1);
     }
 
     /// A job gives up on its page while a call to it may still be pending (the renderer
@@ -242,6 +259,7 @@ impl Handle {
 
 /// A fresh context with one tab, network events on and the default viewport set.
 fn prepare(browser: &Browser, session: &BrowserSession) -> anyhow::Result<Page> {
+    let started = Instant::now();
     let context = browser.new_context()?;
     let context_id = context.get_id().to_string();
     let tab = match context.new_tab() {
@@ -298,6 +316,7 @@ fn prepare(browser: &Browser, session: &BrowserSession) -> anyhow::Result<Page> 
         close(session, page);
         return Err(e);
     }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "page prepared");
     Ok(page)
 }
 
@@ -439,10 +458,10 @@ fn keeper(browser: Weak<Browser>, pool: Arc<Pool>) {
 /// How long the pump goes on after the last job ended.
 const PUMP_LINGER: Duration = Duration::from_secs(30);
 
-/// Whether the pump should tick: while jobs run, unless there are more of them than cores, and
-/// while it lingers after the last one.
-fn pump_wanted(active: usize, cores: usize, lingering: bool) -> bool {
-    (active > 0 && active <= cores) || lingering
+/// Whether the pump should tick: while jobs run, unless there are more of them than cores (and
+/// none waits for a page of its own), and while it lingers after the last one.
+fn pump_wanted(active: usize, waiting: usize, cores: usize, lingering: bool) -> bool {
+    (active > 0 && (active <= cores || waiting > 0)) || lingering
 }
 
 /// While jobs hold pages (and for [`PUMP_LINGER`] after), the control tab logs to the console every few milliseconds, so the
@@ -454,7 +473,10 @@ fn pump_wanted(active: usize, cores: usize, lingering: bool) -> bool {
 /// core (the control tab's renderer, the browser process, our reader), and CPU is then what
 /// limits throughput; a job waiting for the lock leaves its core to the others (4-18% more
 /// pages a second in 4 of 5 alternating runs at 4 jobs on 2 cores, docs/performance.md). With as many jobs as
-/// cores or fewer, a wait would leave a core idle, so it runs.
+/// cores or fewer, a wait would leave a core idle, so it runs. It also runs while a job
+/// prepares a page of its own (a fresh browser, no page ready yet): those jobs wait on a
+/// string of calls, not on CPU, and without it a fresh browser's first pages took 1.4-3.7 s
+/// each instead of ~0.5 s, the machine idle meanwhile.
 fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     const START: &str = "window.__tick = window.__tick || setInterval(() => console.debug(''), 3)";
@@ -495,7 +517,7 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     since.elapsed() < PUMP_LINGER
                 };
-                let wanted = pump_wanted(state.active, cores, lingering);
+                let wanted = pump_wanted(state.active, state.waiting, cores, lingering);
                 if wanted != ticking {
                     ticking = wanted;
                     break if ticking { START } else { STOP };
@@ -552,7 +574,37 @@ pub struct Chrome {
     extra_args: Vec<String>,
     /// Jobs one browser renders before it is replaced, bounding leaks in long runs.
     recycle_after: u64,
-    slot: Arc<Mutex<Option<Slot>>>,
+    slot: Arc<Mutex<Slots>>,
+}
+
+/// The browser jobs get, and the one launched ahead to replace it at its recycle.
+#[derive(Default)]
+struct Slots {
+    current: Option<Slot>,
+    successor: Option<Successor>,
+}
+
+/// A browser being launched ahead of a recycle, on a thread of its own.
+struct Successor {
+    launching: std::thread::JoinHandle<anyhow::Result<Slot>>,
+    /// Its process id, once it runs.
+    pid: Arc<std::sync::OnceLock<u32>>,
+}
+
+/// How many jobs before its recycle a browser's successor is launched: enough for the
+/// successor to start and prepare its pages (~1.5 s) while the old one still renders. Without
+/// it, the jobs after a recycle waited for the launch and then prepared their own pages on a
+/// fresh browser: 3-4 s with the machine idle, at every recycle (docs/performance.md).
+fn successor_lead(ready_pages: usize) -> u64 {
+    u64::try_from(ready_pages.saturating_mul(3)).unwrap_or(u64::MAX)
+}
+
+/// Whether a browser that has taken `jobs` jobs should have its successor launched now. Only
+/// where the recycle is far enough apart that two browsers live at once for a small share of
+/// the time.
+fn successor_due(jobs: u64, recycle_after: u64, ready_pages: usize) -> bool {
+    let lead = successor_lead(ready_pages);
+    recycle_after >= lead.saturating_mul(4) && jobs + lead >= recycle_after
 }
 
 impl Chrome {
@@ -564,11 +616,11 @@ impl Chrome {
             ready_pages: ready_pages.max(1),
             extra_args,
             recycle_after: 100,
-            slot: Arc::new(Mutex::new(None)),
+            slot: Arc::new(Mutex::new(Slots::default())),
         }
     }
 
-    /// Replace the browser after `jobs` jobs (default 500).
+    /// Replace the browser after `jobs` jobs (default 100).
     pub fn recycle_after(mut self, jobs: u64) -> Self {
         self.recycle_after = jobs.max(1);
         self
@@ -606,11 +658,11 @@ impl Chrome {
 
     /// The current browser, launched if there is none (blocking: call from a blocking thread).
     pub fn get(&self) -> anyhow::Result<Handle> {
-        let mut slot = self
+        let mut slots = self
             .slot
             .lock()
             .map_err(|_| anyhow::anyhow!("browser lock poisoned"))?;
-        if let Some(s) = slot.as_mut() {
+        if let Some(s) = slots.current.as_mut() {
             let (broken, retired) = {
                 let state = s.pool.lock();
                 (state.broken, state.retired)
@@ -624,11 +676,13 @@ impl Chrome {
                 retire(&s.pool);
             } else if s.jobs < self.recycle_after {
                 s.jobs += 1;
-                return Ok(Handle {
-                    browser: s.browser.clone(),
-                    control: s.control.clone(),
-                    pool: s.pool.clone(),
-                });
+                let (jobs, handle) = (s.jobs, s.handle());
+                if slots.successor.is_none()
+                    && successor_due(jobs, self.recycle_after, self.ready_pages)
+                {
+                    slots.successor = self.launch_successor();
+                }
+                return Ok(handle);
             } else {
                 tracing::info!(jobs = s.jobs, "recycling Chromium");
                 enconvert_metrics::browser_restarted("recycled");
@@ -636,10 +690,62 @@ impl Chrome {
             }
         }
         // The old browser (if any) is killed when the last job holding it drops its handle.
+        let launched_ahead =
+            slots
+                .successor
+                .take()
+                .and_then(|successor| match successor.launching.join() {
+                    Ok(Ok(slot)) => Some(slot),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "the successor Chromium failed to start");
+                        None
+                    }
+                    Err(_) => None,
+                });
+        let mut slot = match launched_ahead {
+            Some(slot) => slot,
+            None => self.start()?,
+        };
+        slot.jobs = 1;
+        let handle = slot.handle();
+        slots.current = Some(slot);
+        Ok(handle)
+    }
+
+    /// Starts launching the browser that will replace the current one at its recycle.
+    fn launch_successor(&self) -> Option<Successor> {
+        let chrome = self.clone();
+        let pid = Arc::new(std::sync::OnceLock::new());
+        let noted = pid.clone();
+        let spawned = std::thread::Builder::new()
+            .name("chromium-successor".to_string())
+            .spawn(move || {
+                let slot = chrome.start()?;
+                if let Some(p) = slot.browser.get_process_id() {
+                    let _ = noted.set(p);
+                }
+                Ok(slot)
+            });
+        match spawned {
+            Ok(launching) => Some(Successor { launching, pid }),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start a thread to launch a successor");
+                None
+            }
+        }
+    }
+
+    /// Launches a browser with its control tab, and starts its page keeper and pump.
+    fn start(&self) -> anyhow::Result<Slot> {
         let browser = Arc::new(self.launch()?);
+        let started = Instant::now();
         let control = browser
             .new_tab()
             .context("failed to open the control tab")?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "control tab opened"
+        );
         let pool = Arc::new(Pool {
             state: Mutex::new(PoolState::default()),
             changed: Condvar::new(),
@@ -656,47 +762,63 @@ impl Chrome {
             .name("chromium-pump".to_string())
             .spawn(move || pump(weak, tab, shared))
             .context("failed to start a browser thread")?;
-        *slot = Some(Slot {
-            browser: browser.clone(),
-            control: control.clone(),
-            pool: pool.clone(),
-            jobs: 1,
-        });
-        Ok(Handle {
+        Ok(Slot {
             browser,
             control,
             pool,
+            jobs: 0,
         })
+    }
+
+    /// The process ids of the current browser and of its successor, if launched and started.
+    pub fn browser_pids(&self) -> (Option<u32>, Option<u32>) {
+        let Ok(slots) = self.slot.lock() else {
+            return (None, None);
+        };
+        let current = slots
+            .current
+            .as_ref()
+            .and_then(|s| s.browser.get_process_id());
+        let successor = slots.successor.as_ref().and_then(|s| s.pid.get().copied());
+        (current, successor)
     }
 
     /// Lets the current browser go at shutdown: Chromium is killed when the last job still
     /// holding it finishes (at once when none does), instead of outliving the worker.
     pub fn shutdown(&self) {
-        let taken = self.slot.lock().ok().and_then(|mut slot| slot.take());
-        let Some(s) = taken else { return };
-        retire(&s.pool);
-        let browser = s.browser.clone();
-        drop(s);
-        // A page being prepared (or a job past its grace) may still hold the browser, and the
-        // process may exit before it lets go: kill Chromium now. Holding `browser` keeps the
-        // child unreaped, so the pid cannot have been reused.
-        if Arc::strong_count(&browser) > 1 {
-            kill(&browser);
+        let (current, successor) = match self.slot.lock() {
+            Ok(mut slots) => (slots.current.take(), slots.successor.take()),
+            Err(_) => return,
+        };
+        // A successor still starting is waited for (a launch takes about a second), then
+        // stopped with the rest.
+        let successor = successor.and_then(|s| s.launching.join().ok()?.ok());
+        for s in current.into_iter().chain(successor) {
+            retire(&s.pool);
+            let browser = s.browser.clone();
+            drop(s);
+            // A page being prepared (or a job past its grace) may still hold the browser, and
+            // the process may exit before it lets go: kill Chromium now. Holding `browser`
+            // keeps the child unreaped, so the pid cannot have been reused.
+            if Arc::strong_count(&browser) > 1 {
+                kill(&browser);
+            }
+            drop(browser);
+            tracing::info!("Chromium stopped");
         }
-        drop(browser);
-        tracing::info!("Chromium stopped");
     }
 
     /// Forgets a browser that failed, so the next job launches a fresh one.
     pub fn discard(&self, failed: &Handle) {
-        if let Ok(mut slot) = self.slot.lock()
-            && slot
+        if let Ok(mut slots) = self.slot.lock()
+            && slots
+                .current
                 .as_ref()
                 .is_some_and(|s| Arc::ptr_eq(&s.browser, &failed.browser))
         {
             tracing::warn!("discarding a failed Chromium");
             enconvert_metrics::browser_restarted("failed");
-            if let Some(s) = slot.take() {
+            if let Some(s) = slots.current.take() {
                 retire(&s.pool);
             }
         }
@@ -730,19 +852,34 @@ fn retire(pool: &Pool) {
 
 #[cfg(test)]
 mod tests {
-    use super::pump_wanted;
+    use super::{pump_wanted, successor_due};
+
+    #[test]
+    fn the_successor_is_due_a_few_jobs_before_the_recycle() {
+        // Four ready pages: launched 12 jobs ahead of a recycle after 100.
+        assert!(!successor_due(87, 100, 4));
+        assert!(successor_due(88, 100, 4));
+        assert!(successor_due(99, 100, 4));
+        // Recycles closer together than four leads: no browser launched ahead (two browsers
+        // would live at once much of the time).
+        assert!(!successor_due(39, 40, 4));
+        assert!(successor_due(9, 12, 1));
+    }
 
     #[test]
     fn the_pump_pauses_only_while_jobs_outnumber_cores() {
         // Idle and done lingering: off; lingering after the last job: on.
-        assert!(!pump_wanted(0, 2, false));
-        assert!(pump_wanted(0, 2, true));
+        assert!(!pump_wanted(0, 0, 2, false));
+        assert!(pump_wanted(0, 0, 2, true));
         // As many jobs as cores or fewer: on (a wait for the lock would idle a core).
-        assert!(pump_wanted(1, 2, false));
-        assert!(pump_wanted(2, 2, false));
-        // More jobs than cores: CPU is the limit, the pump pauses.
-        assert!(!pump_wanted(3, 2, false));
-        assert!(!pump_wanted(4, 2, false));
-        assert!(pump_wanted(4, 4, false));
+        assert!(pump_wanted(1, 0, 2, false));
+        assert!(pump_wanted(2, 0, 2, false));
+        // More jobs than cores: CPU is the limit, the pump pauses...
+        assert!(!pump_wanted(3, 0, 2, false));
+        assert!(!pump_wanted(4, 0, 2, false));
+        assert!(pump_wanted(4, 0, 4, false));
+        // ...unless a job waits for a page of its own (a fresh browser): it waits on calls.
+        assert!(pump_wanted(4, 1, 2, false));
+        assert!(pump_wanted(3, 3, 2, false));
     }
 }

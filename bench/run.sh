@@ -9,6 +9,9 @@
 #   BENCH_PROFILE      cargo profile of the binaries (default release)
 #   BENCH_BATCH        pages in the (a) batch (default 200)
 #   BENCH_JSON         also write the raw figures to this file
+#   BENCH_LOGS         keep the api's, worker's and notifier's logs in this directory
+#   BENCH_ONLY         the figures to measure, as letters (BENCH_ONLY=a: the batch and its
+#                      reference only); default abcde
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -46,11 +49,37 @@ name="enconvert_bench"
 vhost="enconvert-bench"
 api_port=18080; site_port=18099; hook_port=18098
 work="$(mktemp -d /tmp/enconvert-bench.XXXXXX)"
+# CPU accounting for (a): each process tree (the worker with its Chromium, the api, the
+# notifier, the reference, the bench client) runs in a cpuacct cgroup of its own, which counts
+# every descendant, short-lived renderers included. Where cgroup v1's cpuacct is not writable
+# (not root, cgroup v2 only), the table says so and leaves the split out.
+cg=""
+if [ -w /sys/fs/cgroup/cpuacct ] && mkdir "/sys/fs/cgroup/cpuacct/enconvert-bench-$$" 2>/dev/null; then
+  cg="/sys/fs/cgroup/cpuacct/enconvert-bench-$$"
+fi
+# in_group NAME CMD...: becomes CMD, in the cgroup NAME (or as it is, without accounting).
+# It execs, so call it in a subshell or in the background: `$!` is then CMD's own pid.
+in_group() {
+  local group="$1"; shift
+  if [ -n "$cg" ]; then
+    mkdir -p "$cg/$group"
+    exec sh -c 'echo $$ > "$0/tasks" && exec "$@"' "$cg/$group" "$@"
+  else
+    exec "$@"
+  fi
+}
 pids=()
 cleanup() {
   trap - INT TERM EXIT
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$cg" ]; then
+    cat "$cg"/*/tasks 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    sleep 0.2
+    for d in "$cg"/*/; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+    rmdir "$cg" 2>/dev/null || true
+  fi
+  if [ -n "${BENCH_LOGS:-}" ]; then mkdir -p "$BENCH_LOGS" && cp "$work"/*.log "$BENCH_LOGS"/ 2>/dev/null || true; fi
   psql -q postgres://postgres@127.0.0.1:5432/postgres -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
   curl -fsS -u guest:guest -X DELETE "http://127.0.0.1:15672/api/vhosts/$vhost" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -91,7 +120,7 @@ pids+=($!)
 malloc_env=(MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=0 MALLOC_MMAP_THRESHOLD_=65536)
 for p in api worker notifier; do
   envs=(); [ "$p" = worker ] && envs=("${malloc_env[@]}")
-  env "${envs[@]}" "$bin/enconvert-$p" >"$work/$p.log" 2>&1 &
+  in_group "$p" env "${envs[@]}" "$bin/enconvert-$p" >"$work/$p.log" 2>&1 &
   pids+=($!)
   [ "$p" = worker ] && worker_pid=$!
 done
@@ -100,11 +129,12 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-python3 bench/bench.py \
+( in_group client python3 bench/bench.py \
+  ${cg:+--cgroups "$cg"} \
   --api "http://127.0.0.1:$api_port" --key "$ENCONVERT_DEV_API_KEY" \
   --site "http://127.0.0.1:$site_port" --db "$DATABASE_URL" \
   --worker-pid "$worker_pid" --hook-port "$hook_port" \
   --concurrency "$concurrency" --ref-dir bench/reference \
   --batch "${BENCH_BATCH:-200}" --sync "$sync" --soak "$soak" --wrk-seconds "$wrk_secs" \
-  ${BENCH_JSON:+--json "$BENCH_JSON"} \
-  || { echo "bench failed; the worker's log ends:"; tail -20 "$work/worker.log"; exit 1; }
+  ${BENCH_JSON:+--json "$BENCH_JSON"} ${BENCH_ONLY:+--only "$BENCH_ONLY"} \
+) || { echo "bench failed; the worker's log ends:"; tail -20 "$work/worker.log"; exit 1; }

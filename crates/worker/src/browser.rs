@@ -644,6 +644,10 @@ impl Chrome {
             // (see `Handle::abandon`).
             idle_browser_timeout: Duration::from_secs(24 * 3600),
             window_size: Some((DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1)),
+            // headless_chrome passes --ignore-certificate-errors unless told not to: a page
+            // behind an invalid certificate (expired, self-signed, another host's, or a
+            // man in the middle's) must fail, as it does in a browser, not render.
+            ignore_certificate_errors: false,
             ..LaunchOptions::default()
         };
         let browser = Browser::new(options)

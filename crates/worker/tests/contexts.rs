@@ -4,8 +4,6 @@
 //! loopback HTTP server.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use enconvert_worker::browser::Chrome;
@@ -14,31 +12,11 @@ use enconvert_worker::render::Limits;
 use enconvert_worker::render_page;
 
 mod common;
-use common::{Stop, chromium, options};
-
-/// A loopback server answering every request with a small page.
-fn site() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = "<!doctype html><title>p</title><h1>A page</h1>";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    format!("http://{addr}")
-}
+use common::{Stop, chromium, options, small_site};
 
 /// Renders `jobs` pages of a fresh loopback site, one after another; each must be a PDF.
 async fn render_jobs(chrome: &Chrome, jobs: usize) {
-    let base = site();
+    let base = small_site();
     for i in 0..jobs {
         let pdf = render_page(
             chrome,

@@ -4,8 +4,6 @@
 //! Chromium, real loopback HTTP server.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use enconvert_worker::browser::Chrome;
@@ -13,27 +11,7 @@ use enconvert_worker::render::Limits;
 use enconvert_worker::render_page;
 
 mod common;
-use common::{Stop, chromium, options};
-
-/// A loopback server answering every request with a small page.
-fn site() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = "<!doctype html><title>p</title><h1>A page</h1>";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    format!("http://{addr}")
-}
+use common::{Stop, chromium, options, small_site};
 
 async fn render(chrome: &Chrome, base: &str, i: usize) {
     let pdf = render_page(
@@ -74,7 +52,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 async fn the_successor_is_launched_ahead_and_takes_over_at_the_recycle() {
     let chrome = Chrome::new(chromium(), 1, Vec::new()).recycle_after(12);
     let _stop = Stop(chrome.clone());
-    let base = site();
+    let base = small_site();
     for i in 1..=8 {
         render(&chrome, &base, i).await;
     }
@@ -107,7 +85,7 @@ async fn the_successor_is_launched_ahead_and_takes_over_at_the_recycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_a_launched_successor_too() {
     let chrome = Chrome::new(chromium(), 1, Vec::new()).recycle_after(12);
-    let base = site();
+    let base = small_site();
     for i in 1..=9 {
         render(&chrome, &base, i).await;
     }

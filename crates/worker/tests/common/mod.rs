@@ -2,6 +2,8 @@
 #![allow(dead_code, reason = "each test file uses part of it")]
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 
 use enconvert_domain::address::AllowList;
@@ -31,4 +33,24 @@ impl Drop for Stop {
     fn drop(&mut self) {
         self.0.shutdown();
     }
+}
+
+/// A loopback server answering every request with a small page; its base URL.
+pub fn small_site() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "<!doctype html><title>p</title><h1>A page</h1>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
 }

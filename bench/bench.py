@@ -302,6 +302,7 @@ def main():
     ap.add_argument("--concurrency", type=int, required=True)
     ap.add_argument("--ref-dir", required=True)
     ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--a-rounds", type=int, default=2, help="rounds of (a), each side once a round")
     ap.add_argument("--sync", type=int, default=50)
     ap.add_argument("--hooks", type=int, default=40)
     ap.add_argument("--soak", type=int, default=1000)
@@ -353,25 +354,48 @@ def main():
 
 
 def measure_a(api, args, site, cpu, res):
-    urls = [f"{site}/{PAGES[i % len(PAGES)]}?n={i}" for i in range(args.batch)]
-    log(f"(a) batch of {args.batch} pages")
-    c0 = cpu.snap()
-    t0 = time.time()
-    batch_id = api.submit(urls)
-    done = api.wait_batch(batch_id)
-    secs = time.time() - t0
-    c1 = cpu.snap()
-    res["a"] = {"pages": args.batch, "seconds": secs, "per_second": args.batch / secs, "status": done.get("status")}
-    res["a_cpu"] = Cpu.delta(c0, c1)
-    # The worker's message pump goes on for 30 s after its last job (PUMP_LINGER in
-    # crates/worker/src/browser.rs), about 0.13 of a core: the reference waits until it stops,
-    # so that it does not run on a machine the idle worker still uses.
-    time.sleep(PUMP_LINGER_S + 3)
-    log(f"(a) reference, {args.batch} pages at {args.concurrency} at once")
-    c0 = cpu.snap()
-    ref = reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu)
-    res["a_ref"] = ref
-    res["a_ref_cpu"] = Cpu.delta(c0, cpu.snap())
+    """(a) in rounds, alternating which side goes first (ours then the reference, then the
+    reference then ours, ...): the machine's speed drifts by several per cent within minutes,
+    and a single pair measured one after the other carries that drift into the ratio."""
+    rounds, refs = [], []
+    cpu_ours, cpu_ref = {}, {}
+
+    def ours(r):
+        urls = [f"{site}/{PAGES[i % len(PAGES)]}?n={i}&r={r}" for i in range(args.batch)]
+        log(f"(a) round {r + 1}: batch of {args.batch} pages")
+        c0 = cpu.snap()
+        t0 = time.time()
+        batch_id = api.submit(urls)
+        done = api.wait_batch(batch_id)
+        secs = time.time() - t0
+        add(cpu_ours, Cpu.delta(c0, cpu.snap()))
+        rounds.append({"pages": args.batch, "seconds": secs, "per_second": args.batch / secs, "status": done.get("status")})
+        # The worker's message pump goes on for 30 s after its last job (PUMP_LINGER in
+        # crates/worker/src/browser.rs), about 0.13 of a core: the reference waits until it
+        # stops, so that it does not run on a machine the idle worker still uses.
+        time.sleep(PUMP_LINGER_S + 3)
+
+    def theirs(r):
+        log(f"(a) round {r + 1}: reference, {args.batch} pages at {args.concurrency} at once")
+        c0 = cpu.snap()
+        refs.append(reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu))
+        add(cpu_ref, Cpu.delta(c0, cpu.snap()))
+
+    for r in range(args.a_rounds):
+        for side in (ours, theirs) if r % 2 == 0 else (theirs, ours):
+            side(r)
+    pages = sum(x["pages"] for x in rounds)
+    secs = sum(x["seconds"] for x in rounds)
+    ref_secs = sum(x["seconds"] for x in refs)
+    res["a"] = {"pages": args.batch, "rounds": rounds, "seconds": secs, "per_second": pages / secs}
+    res["a_ref"] = {"rounds": refs, "seconds": ref_secs, "per_second": args.batch * len(refs) / ref_secs}
+    res["a_cpu"] = {k: v / len(rounds) for k, v in cpu_ours.items()}
+    res["a_ref_cpu"] = {k: v / len(refs) for k, v in cpu_ref.items()}
+
+
+def add(total, delta):
+    for k, v in delta.items():
+        total[k] = total.get(k, 0.0) + v
 
 
 def measure_b(api, args, site, res):
@@ -485,7 +509,10 @@ def print_table(args, res, loads):
 
 def print_a(res):
     a, ar = res["a"], res["a_ref"]
-    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s) | {a['per_second'] / ar['per_second']:.2f}x | >= 1.0x |")
+    n = len(a["rounds"])
+    each = lambda side: ", ".join(f"{x['per_second']:.2f}" for x in side["rounds"])
+    per_round = ", ".join(f"{x['per_second'] / y['per_second']:.2f}x" for x, y in zip(a["rounds"], ar["rounds"]))
+    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed; {n} rounds, alternating which side goes first | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s in all; by round {each(a)}) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s; {each(ar)}) | {a['per_second'] / ar['per_second']:.2f}x (by round {per_round}) | >= 1.0x |")
     ac, rc = res["a_cpu"], res["a_ref_cpu"]
     per = lambda c, k: c.get(k, 0.0) / a["pages"]
     if "worker" in ac:
@@ -495,7 +522,7 @@ def print_a(res):
     else:
         split = "no split: run.sh could not create cpuacct cgroups"
         ref_split = ""
-    print(f"| (a) CPU-s per page, machine-wide (chromium: every process under the worker) | {per(ac, 'machine'):.3f} ({split}) | {per(rc, 'machine'):.3f} ({ref_split}) | {per(ac, 'machine') / per(rc, 'machine'):.2f}x | |")
+    print(f"| (a) CPU-s per page, machine-wide, mean of the rounds (chromium: every process under the worker) | {per(ac, 'machine'):.3f} ({split}) | {per(rc, 'machine'):.3f} ({ref_split}) | {per(ac, 'machine') / per(rc, 'machine'):.2f}x | |")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,10 @@ class Kinds(threading.Thread):
                     k = kind_of(d)
                     seen = self.kinds.get(int(d))
                     # A child seen before it took its own command line showed its parent's
-                    # (the browser's, the zygote's); what it shows later is what it is.
-                    if k and (seen is None or seen in ("chromium:browser", "chromium:zygote")):
+                    # (the browser's, the zygote's, a launcher script's); what it shows later
+                    # is what it is.
+                    settled = seen and seen.startswith("chromium:") and seen not in ("chromium:browser", "chromium:zygote")
+                    if k and not settled:
                         self.kinds[int(d)] = k
             time.sleep(0.05)
 

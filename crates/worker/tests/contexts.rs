@@ -8,26 +8,15 @@ use std::time::{Duration, Instant};
 
 use enconvert_worker::browser::Chrome;
 use enconvert_worker::cdp::BrowserSession;
-use enconvert_worker::render::Limits;
-use enconvert_worker::render_page;
 
 mod common;
-use common::{Stop, chromium, options, small_site};
+use common::{Stop, chromium, render_pdf, small_site};
 
 /// Renders `jobs` pages of a fresh loopback site, one after another; each must be a PDF.
 async fn render_jobs(chrome: &Chrome, jobs: usize) {
     let base = small_site();
     for i in 0..jobs {
-        let pdf = render_page(
-            chrome,
-            &format!("{base}/{i}"),
-            &options(),
-            Limits::default(),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-        assert!(pdf.starts_with(b"%PDF"));
+        render_pdf(chrome, &format!("{base}/{i}")).await;
     }
 }
 

@@ -5,10 +5,13 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use enconvert_domain::address::AllowList;
 use enconvert_domain::request::{Endpoint, RenderOptions, parse_body};
 use enconvert_worker::browser::Chrome;
+use enconvert_worker::render::Limits;
+use enconvert_worker::render_page;
 
 /// The Chromium the tests launch (`ENCONVERT_CHROMIUM_PATH`, else Debian's).
 pub fn chromium() -> PathBuf {
@@ -53,4 +56,19 @@ pub fn small_site() -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// Renders `url` with the API's defaults (30 s at most); it must make a PDF.
+pub async fn render_pdf(chrome: &Chrome, url: &str) -> Vec<u8> {
+    let pdf = render_page(
+        chrome,
+        url,
+        &options(),
+        Limits::default(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert!(pdf.starts_with(b"%PDF"), "{url} made no PDF");
+    pdf
 }

@@ -92,6 +92,23 @@ def psql(url, sql):
     return [line.split("\t") for line in out.stdout.strip().splitlines() if line]
 
 
+def proc_stat(pid):
+    """A process's command name and the fields of /proc/PID/stat after it (the name may hold
+    spaces and parentheses); None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return None
+    head, rest = st.rsplit(")", 1)
+    return head.split("(", 1)[1], rest.split()
+
+
+def cpu_seconds(fields):
+    """User plus system time, in seconds, from proc_stat's fields."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine_busy():
     """CPU seconds every core has spent busy since boot (/proc/stat: all but idle and iowait)."""
     with open("/proc/stat") as f:
@@ -118,29 +135,17 @@ class Cpu:
                         out[group] = int(f.read()) / 1e9
                 except (OSError, ValueError):
                     pass
-        hz = os.sysconf("SC_CLK_TCK")
-        try:
-            with open(f"/proc/{self.worker_pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+        worker = proc_stat(self.worker_pid)
+        if worker:
             # Its own threads only: Chromium's processes are not reaped while it runs.
-            out["worker_process"] = (int(fields[11]) + int(fields[12])) / hz
-        except (OSError, IndexError, ValueError):
-            pass
+            out["worker_process"] = cpu_seconds(worker[1])
         for name in self.SERVERS:
             out[name] = 0.0
         for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    st = f.read()
-            except OSError:
-                continue
-            comm = st.split("(", 1)[1].rsplit(")", 1)[0]
-            fields = st.rsplit(")", 1)[1].split()
+            st = proc_stat(d) if d.isdigit() else None
             for name, prefix in self.SERVERS.items():
-                if comm.startswith(prefix):
-                    out[name] += (int(fields[11]) + int(fields[12])) / hz
+                if st and st[0].startswith(prefix):
+                    out[name] += cpu_seconds(st[1])
         return out
 
     def join(self, group):
@@ -179,13 +184,9 @@ class Memory(threading.Thread):
     def tree(self):
         children = {}
         for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open(f"/proc/{d}/stat") as f:
-                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                    children.setdefault(ppid, []).append(int(d))
-                except (OSError, IndexError, ValueError):
-                    pass
+            st = proc_stat(d) if d.isdigit() else None
+            if st:
+                children.setdefault(int(st[1][1]), []).append(int(d))
         out, todo = [], [self.pid]
         while todo:
             p = todo.pop()

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Runs a command under a machine-wide `perf record` and prints the CPU seconds it sampled, by
 process kind and thread name: Chromium's browser process, its renderers, its utility (network)
-process and so on, told apart by their --type=... flag.
+process and so on, told apart by their --type=... flag. Chromium started by node (the
+reference renderer) is counted apart, as ref-chromium:..., so one profile of a whole
+`BENCH_ONLY=a make bench` run splits both sides of (a).
 
 Unlike a /proc sampler (bench/cpusample.py) it misses no short-lived process: perf samples
 every CPU every 1/FREQ s, whichever thread runs. Needs perf and perf_event_paranoid <= 2 (as
@@ -9,6 +11,7 @@ root, any value).
 
 usage: bench/cpuprofile.py [--freq 499] [--top 25] -- CMD [ARG...]
 e.g.   bench/cpuprofile.py -- node bench/reference/reference.js --n 40 --conc 4 URL...
+       BENCH_ONLY=a BENCH_A_ROUNDS=1 bench/cpuprofile.py -- bash bench/run.sh
 """
 
 import argparse
@@ -21,9 +24,27 @@ import threading
 import time
 
 
+def under_node(pid):
+    """Whether the process descends from node: the reference's Chromium, which the profile of a
+    whole `make bench` run tells apart from the worker's this way."""
+    seen = 0
+    while pid not in ("0", "1") and seen < 32:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return False
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if comm == "node":
+            return True
+        pid = stat[stat.rindex(")") + 2 :].split()[1]
+        seen += 1
+    return False
+
+
 def kind_of(pid):
     """What a process is: chromium:browser, chromium:renderer, chromium:utility..., or its
-    command name."""
+    command name. The reference's Chromium (under node) is ref-chromium:..."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             raw = f.read().rstrip(b"\0")
@@ -41,30 +62,43 @@ def kind_of(pid):
                 kind = a[7:].decode()
             if a.startswith(b"--utility-sub-type="):
                 kind += ":" + a.decode().rsplit(".", 1)[-1]
-        return f"chromium:{kind}"
+        return f"{'ref-' if under_node(pid) else ''}chromium:{kind}"
     return comm
 
 
 class Kinds(threading.Thread):
     """Notes every process's kind every 50 ms (a renderer lives far longer than that). A kind is
-    read again each time: a process just forked still shows its parent's command line."""
+    read again until it settles: a process just forked still shows its parent's command line.
+    Reading every process every time cost the profile a tenth of a core of its own."""
+
+    # How long a process's kind is read again after it was first seen.
+    SETTLE_S = 2.0
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.kinds, self.stop = {}, False
+        self.kinds, self.first_seen, self.stop = {}, {}, False
 
     def run(self):
         while not self.stop:
+            now = time.time()
             for d in os.listdir("/proc"):
-                if d.isdigit():
-                    k = kind_of(d)
-                    seen = self.kinds.get(int(d))
-                    # A child seen before it took its own command line showed its parent's
-                    # (the browser's, the zygote's, a launcher script's); what it shows later
-                    # is what it is.
-                    settled = seen and seen.startswith("chromium:") and seen not in ("chromium:browser", "chromium:zygote")
-                    if k and not settled:
-                        self.kinds[int(d)] = k
+                if not d.isdigit():
+                    continue
+                pid = int(d)
+                seen = self.kinds.get(pid)
+                # A child seen before it took its own command line showed its parent's (the
+                # browser's, the zygote's, a launcher script's); what it shows later is what
+                # it is. Chromium's browser and zygote can still fork after SETTLE_S.
+                settled = seen and (
+                    ("chromium:" in seen and seen.split(":", 1)[1] not in ("browser", "zygote"))
+                    or ("chromium:" not in seen and now - self.first_seen[pid] > self.SETTLE_S)
+                )
+                if settled:
+                    continue
+                k = kind_of(d)
+                if k:
+                    self.kinds[pid] = k
+                    self.first_seen.setdefault(pid, now)
             time.sleep(0.05)
 
 

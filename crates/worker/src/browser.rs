@@ -520,6 +520,12 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
                 let wanted = pump_wanted(state.active, state.waiting, cores, lingering);
                 if wanted != ticking {
                     ticking = wanted;
+                    tracing::debug!(
+                        ticking,
+                        active = state.active,
+                        waiting = state.waiting,
+                        "message pump"
+                    );
                     break if ticking { START } else { STOP };
                 }
                 let wait = if lingering {

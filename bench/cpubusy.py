@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Runs a renderer (render_loop or bench/reference/reference.js), and prints its pages per second
+(from the JSON line it prints last) next to the CPU seconds the whole machine was busy meanwhile
+(/proc/stat: every process, short-lived renderers included, and nothing sampled, so it adds no
+cost of its own, unlike a perf profile: docs/performance.md).
+
+usage: bench/cpubusy.py LABEL CMD [ARG...]
+e.g.   RENDER_LOOP_PROXY=1 bench/cpubusy.py ours render_loop 200 4 URL...
+       bench/cpubusy.py ref node bench/reference/reference.js --n 200 --conc 4 URL...
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def busy():
+    """CPU seconds the machine has been busy (neither idle nor waiting for I/O)."""
+    with open("/proc/stat") as f:
+        v = list(map(int, f.readline().split()[1:9]))
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    label, cmd = sys.argv[1], sys.argv[2:]
+    b0, t0 = busy(), time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
+    wall, b = time.time() - t0, busy() - b0
+    try:
+        r = json.loads(out[-1])
+        ps, n = r["per_second"], r["n"]
+    except (IndexError, ValueError, KeyError):
+        raise SystemExit(f"{label}: no result line from {cmd[0]}")
+    print(f"{label:>10} wall {wall:6.1f} s  {ps:.3f} pages/s  busy {b:6.1f} CPU-s  {b / n:.3f} CPU-s/page", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,10 @@ reference renderer) is counted apart, as ref-chromium:..., so one profile of a w
 `BENCH_ONLY=a make bench` run splits both sides of (a).
 
 Unlike a /proc sampler (bench/cpusample.py) it misses no short-lived process: perf samples
-every CPU every 1/FREQ s, whichever thread runs. Needs perf and perf_event_paranoid <= 2 (as
+every CPU every 1/FREQ s, whichever thread runs. But perf's own cost is not the same for every
+program: under it the reference slowed down far more than the worker (docs/performance.md,
+session 9), so compare two sides with bench/cpuacct.py, and use this to see where one side's
+time goes. Needs perf and perf_event_paranoid <= 2 (as
 root, any value).
 
 usage: bench/cpuprofile.py [--freq 499] [--top 25] -- CMD [ARG...]
@@ -96,6 +99,9 @@ class Kinds(threading.Thread):
                 if settled:
                     continue
                 k = kind_of(d)
+                if k and seen and seen.startswith("ref-") and not k.startswith("ref-"):
+                    # Its node has exited first (at the end of the reference's run).
+                    k = "ref-" + k
                 if k:
                     self.kinds[pid] = k
                     self.first_seen.setdefault(pid, now)

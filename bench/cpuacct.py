@@ -7,7 +7,7 @@ Unlike a perf profile (bench/cpuprofile.py) it adds no cost where the CPU is spe
 writes one record when a process ends, with its whole CPU time. A perf profile costs something
 of its own, and not the same for both sides (docs/performance.md): compare the two sides with
 this, and use perf only to see where one side's time goes. A process's kind is read from its
-command line (--type=...) by a poll of /proc every 0.25 s, which reads each process once; one
+command line (--type=...) by a poll of /proc every 0.25 s (bench/cpuprofile.py's); a process
 that ends before the poll sees it is counted as "unseen". Every Chromium process must end
 within the command (render_loop and reference.js close their browser).
 
@@ -25,10 +25,9 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-from cpuprofile import kind_of
+from cpuprofile import Kinds
 
 # struct acct_v3 (linux/acct.h): flag, version, tty, exitcode, uid, gid, pid, ppid, btime,
 # etime (float), utime, stime, mem, io, rw, minflt, majflt, swaps (comp_t), comm[16].
@@ -57,34 +56,12 @@ def records(path):
         }
 
 
-class Kinds(threading.Thread):
-    """Each process's kind, read once it has its own command line (0.25 s after it was first
-    seen: a process just forked shows its parent's)."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.kinds, self.first_seen, self.stop = {}, {}, False
-
-    def run(self):
-        while not self.stop:
-            now = time.time()
-            for d in os.listdir("/proc"):
-                if not d.isdigit() or int(d) in self.kinds:
-                    continue
-                pid = int(d)
-                if now - self.first_seen.setdefault(pid, now) >= 0.25:
-                    k = kind_of(d)
-                    if k:
-                        self.kinds[pid] = k.replace("ref-", "")
-            time.sleep(0.25)
-
-
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     label, cmd = sys.argv[1], sys.argv[2:]
     libc = ctypes.CDLL(None, use_errno=True)
-    kinds = Kinds()
+    kinds = Kinds(interval=0.25)
     kinds.start()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "acct")
@@ -104,7 +81,7 @@ def main():
     for r in recs:
         name = r["comm"]
         if name.startswith("chrom"):
-            name = kinds.kinds.get(r["pid"], "chromium:unseen")
+            name = kinds.kinds.get(r["pid"], "chromium:unseen").removeprefix("ref-")
             # Debian's /usr/bin/chromium is a script: its helpers (grep, uname...) are its own.
             if not name.startswith("chromium"):
                 name = "chromium:launcher"

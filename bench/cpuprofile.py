@@ -70,16 +70,17 @@ def kind_of(pid):
 
 
 class Kinds(threading.Thread):
-    """Notes every process's kind every 50 ms (a renderer lives far longer than that). A kind is
-    read again until it settles: a process just forked still shows its parent's command line.
-    Reading every process every time cost the profile a tenth of a core of its own."""
+    """Notes every process's kind every `interval` s (a renderer lives far longer than 50 ms). A
+    kind is read again until it settles: a process just forked still shows its parent's command
+    line. Reading every process every time cost the profile a tenth of a core of its own."""
 
     # How long a process's kind is read again after it was first seen.
     SETTLE_S = 2.0
 
-    def __init__(self):
+    def __init__(self, interval=0.05):
         super().__init__(daemon=True)
         self.kinds, self.first_seen, self.stop = {}, {}, False
+        self.interval = interval
 
     def run(self):
         while not self.stop:
@@ -105,7 +106,7 @@ class Kinds(threading.Thread):
                 if k:
                     self.kinds[pid] = k
                     self.first_seen.setdefault(pid, now)
-            time.sleep(0.05)
+            time.sleep(self.interval)
 
 
 def main():

@@ -50,7 +50,6 @@ def records(path):
             continue
         yield {
             "pid": r[6],
-            "ppid": r[7],
             "cpu": (comp_t(r[10]) + comp_t(r[11])) / AHZ,
             "comm": r[18].split(b"\0", 1)[0].decode(errors="replace"),
         }

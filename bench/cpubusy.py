@@ -9,26 +9,20 @@ e.g.   RENDER_LOOP_PROXY=1 bench/cpubusy.py ours render_loop 200 4 URL...
        bench/cpubusy.py ref node bench/reference/reference.js --n 200 --conc 4 URL...
 """
 import json
-import os
 import subprocess
 import sys
 import time
 
-
-def busy():
-    """CPU seconds the machine has been busy (neither idle nor waiting for I/O)."""
-    with open("/proc/stat") as f:
-        v = list(map(int, f.readline().split()[1:9]))
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+from bench import machine_busy
 
 
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
     label, cmd = sys.argv[1], sys.argv[2:]
-    b0, t0 = busy(), time.time()
+    b0, t0 = machine_busy(), time.time()
     out = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
-    wall, b = time.time() - t0, busy() - b0
+    wall, b = time.time() - t0, machine_busy() - b0
     try:
         r = json.loads(out[-1])
         ps, n = r["per_second"], r["n"]

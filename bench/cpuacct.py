@@ -18,6 +18,7 @@ e.g.   RENDER_LOOP_PROXY=1 bench/cpuacct.py ours render_loop 200 4 URL...
        bench/cpuacct.py ref node bench/reference/reference.js --n 200 --conc 4 URL...
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 
+from bench import machine_busy
 from cpuprofile import Kinds
 
 # struct acct_v3 (linux/acct.h): flag, version, tty, exitcode, uid, gid, pid, ppid, btime,
@@ -55,27 +57,28 @@ def records(path):
         }
 
 
-def main():
-    if len(sys.argv) < 3:
-        raise SystemExit(__doc__)
-    label, cmd = sys.argv[1], sys.argv[2:]
+@contextlib.contextmanager
+def accounting():
+    """Process accounting on for the block; yields a list that holds every record written
+    meanwhile once the block has ended."""
     libc = ctypes.CDLL(None, use_errno=True)
-    kinds = Kinds(interval=0.25)
-    kinds.start()
+    got = []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "acct")
         open(path, "wb").close()
         if libc.acct(path.encode()) != 0:
             raise SystemExit(f"acct(2) failed: {os.strerror(ctypes.get_errno())} (needs root)")
         try:
-            t0 = time.time()
-            out = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
-            wall = time.time() - t0
+            yield got
             time.sleep(0.5)  # the last records
         finally:
             libc.acct(None)
-            kinds.stop = True
-        recs = list(records(path))
+        got.extend(records(path))
+
+
+def kind_groups(recs, kinds):
+    """CPU seconds by process kind: Chromium's by its --type (kinds: a Kinds poll), the others
+    by command name."""
     groups = {}
     for r in recs:
         name = r["comm"]
@@ -85,6 +88,24 @@ def main():
             if not name.startswith("chromium"):
                 name = "chromium:launcher"
         groups[name] = groups.get(name, 0.0) + r["cpu"]
+    return groups
+
+
+def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    label, cmd = sys.argv[1], sys.argv[2:]
+    kinds = Kinds(interval=0.25)
+    kinds.start()
+    try:
+        with accounting() as recs:
+            t0, b0 = time.time(), machine_busy()
+            out = subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()
+            wall = time.time() - t0
+            busy = machine_busy() - b0
+    finally:
+        kinds.stop = True
+    groups = kind_groups(recs, kinds)
     try:
         n = json.loads(out[-1])["n"]
     except (IndexError, ValueError, KeyError):
@@ -96,6 +117,11 @@ def main():
         if v >= 0.05:
             print(f"  {v:8.2f}" + (f" {v / n:7.3f}" if n else "") + f"  {k}")
     print(f"  {total:8.2f}" + (f" {total / n:7.3f}" if n else "") + "  chromium in all")
+    # Busy time no ended process accounts for: live processes (a page server, the databases)
+    # and the kernel's own threads and interrupts.
+    ended = sum(groups.values())
+    print(f"  {busy:8.2f}" + (f" {busy / n:7.3f}" if n else "") + "  machine busy (/proc/stat)")
+    print(f"  {busy - ended:8.2f}" + (f" {(busy - ended) / n:7.3f}" if n else "") + "  busy, not in an ended process")
     if out:
         print("  " + out[-1])
 

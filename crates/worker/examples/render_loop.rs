@@ -8,7 +8,8 @@
 //! between one lane's renders, as a client making one call after another does;
 //! `RENDER_LOOP_BODY='{"enable_scroll": false}'` changes the request's fields;
 //! `RENDER_LOOP_RECYCLE=N` replaces the browser after N jobs, as
-//! `ENCONVERT_BROWSER_RECYCLE_AFTER` does in the worker.)
+//! `ENCONVERT_BROWSER_RECYCLE_AFTER` does in the worker; `RENDER_LOOP_READY=N` keeps N pages
+//! ready instead of `C`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,7 +62,12 @@ fn main() -> anyhow::Result<()> {
         ))?;
         extra.extend(proxy.chromium_flags());
     }
-    let mut chrome = Chrome::new("/usr/bin/chromium".into(), c, extra);
+    // RENDER_LOOP_READY=N: pages kept ready (the worker keeps its concurrency's worth).
+    let ready = std::env::var("RENDER_LOOP_READY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(c);
+    let mut chrome = Chrome::new("/usr/bin/chromium".into(), ready, extra);
     if let Some(jobs) = std::env::var("RENDER_LOOP_RECYCLE")
         .ok()
         .and_then(|v| v.parse().ok())

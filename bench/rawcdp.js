@@ -5,7 +5,8 @@
 // (A4, no margins, backgrounds), the context disposed; C jobs at a time, one warm browser.
 // Page sessions are flat (FLAT=1, as Playwright's) or not (FLAT=0: every call inside
 // Target.sendMessageToTarget and every event inside Target.receivedMessageFromTarget, as
-// headless_chrome's); DISCOVER=1 turns target discovery on, as headless_chrome does.
+// headless_chrome's); DISCOVER=1 turns target discovery on, as headless_chrome does; HOLD_MS=N
+// keeps each page open N ms longer before its print.
 // Run next to render_loop with bench/cpupair.py, it shows what the engine costs on top of the
 // protocol's bare minimum (docs/performance.md, session 10).
 //
@@ -20,6 +21,7 @@ const { spawn } = require('child_process');
 const fs = require('fs');
 const n = +process.argv[2], conc = +process.argv[3], urls = process.argv.slice(4);
 const FLAT = process.env.FLAT === '1', DISCOVER = process.env.DISCOVER === '1';
+const HOLD_MS = +(process.env.HOLD_MS || 0);
 const args = fs.readFileSync(process.env.ARGS_FILE, 'utf8').split('\n').filter(Boolean)
   .filter((a) => !/^--(remote-debugging-port|user-data-dir|proxy-server|proxy-bypass-list)=/.test(a));
 const exe = args.shift();
@@ -58,6 +60,8 @@ async function job(url) {
   await call('Page.navigate', { url }, sessionId);
   await loaded;
   await call('Runtime.evaluate', { expression: 'document.fonts.ready.then(() => true)', awaitPromise: true }, sessionId);
+  // HOLD_MS: the page stays open this long before its print, as if each call took longer.
+  if (HOLD_MS) await new Promise((r) => setTimeout(r, HOLD_MS));
   await call('Page.printToPDF', { paperWidth: 8.27, paperHeight: 11.69, marginTop: 0, marginBottom: 0, marginLeft: 0, marginRight: 0, printBackground: true, generateTaggedPDF: false }, sessionId);
   sessions.delete(sessionId);
   await call('Target.disposeBrowserContext', { browserContextId });

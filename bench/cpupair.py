@@ -24,17 +24,14 @@ import sys
 import threading
 import time
 
+from bench import proc_stat
 from cpuacct import accounting, kind_groups
 from cpuprofile import Kinds
 
 
 def parent_of(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
+    st = proc_stat(pid)
+    return int(st[1][1]) if st else None
 
 
 class Sides(threading.Thread):
@@ -47,15 +44,18 @@ class Sides(threading.Thread):
     def run(self):
         while not self.stop:
             for d in os.listdir("/proc"):
-                if d.isdigit() and int(d) not in self.side:
-                    pid, hops = int(d), 0
-                    while pid and pid > 1 and hops < 64 and pid not in self.roots:
-                        if pid in self.side:
-                            break
-                        pid, hops = parent_of(pid), hops + 1
-                    side = self.roots.get(pid) or self.side.get(pid)
-                    if side:
-                        self.side[int(d)] = side
+                if not d.isdigit() or int(d) in self.side:
+                    continue
+                # Up to a root, or to an ancestor already placed; a process whose parent has
+                # gone (adopted by init) is tried again at the next poll, in vain.
+                pid = int(d)
+                for _ in range(64):
+                    if pid is None or pid <= 1 or pid in self.roots or pid in self.side:
+                        break
+                    pid = parent_of(pid)
+                side = self.roots.get(pid) or self.side.get(pid)
+                if side:
+                    self.side[int(d)] = side
             time.sleep(0.25)
 
 

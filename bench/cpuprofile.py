@@ -26,22 +26,21 @@ import tempfile
 import threading
 import time
 
+from bench import proc_stat
+
 
 def under_node(pid):
     """Whether the process descends from node: the reference's Chromium, which the profile of a
     whole `make bench` run tells apart from the worker's this way."""
-    seen = 0
-    while pid not in ("0", "1") and seen < 32:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
+    for _ in range(32):
+        st = proc_stat(pid)
+        if st is None:
             return False
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if comm == "node":
+        if st[0] == "node":
             return True
-        pid = stat[stat.rindex(")") + 2 :].split()[1]
-        seen += 1
+        pid = int(st[1][1])
+        if pid <= 1:
+            return False
     return False
 
 

@@ -649,7 +649,12 @@ impl Chrome {
             // never answered (a tab whose renderer died) are ended by killing the browser
             // (see `Handle::abandon`).
             idle_browser_timeout: Duration::from_secs(24 * 3600),
-            window_size: Some((DEFAULT_VIEWPORT.0, DEFAULT_VIEWPORT.1)),
+            // No window size: each page gets its viewport by emulation (`set_metrics`), and
+            // a window as large as the viewport (headless_chrome's `--window-size`) costs the
+            // GPU process some 0.035 CPU-s a page more, ~4.5% of a page's CPU in all
+            // (docs/performance.md, session 11). Chromium's headless default (800x600) is
+            // what Playwright and Puppeteer run with.
+            window_size: None,
             // headless_chrome passes --ignore-certificate-errors unless told not to: a page
             // behind an invalid certificate (expired, self-signed, another host's, or a
             // man in the middle's) must fail, as it does in a browser, not render.

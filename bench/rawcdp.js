@@ -50,15 +50,22 @@ async function job(url) {
   const { browserContextId } = await call('Target.createBrowserContext', { disposeOnDetach: false });
   const { targetId } = await call('Target.createTarget', { url: 'about:blank', browserContextId });
   const { sessionId } = await call('Target.attachToTarget', { targetId, flatten: FLAT });
-  let onLoad; const loaded = new Promise((r) => { onLoad = r; });
-  sessions.set(sessionId, (m) => { if (m.method === 'Page.lifecycleEvent' && m.params.name === 'load') onLoad(); });
+  // The load event of the navigation's own document: Page.enable also reports the lifecycle
+  // of the blank page the tab opened with, whose 'load' must not count.
+  const loads = new Set(); let waiting = null;
+  sessions.set(sessionId, (m) => {
+    if (m.method !== 'Page.lifecycleEvent' || m.params.name !== 'load') return;
+    loads.add(m.params.loaderId);
+    if (waiting && waiting.loaderId === m.params.loaderId) waiting.resolve();
+  });
+  const loadOf = (loaderId) => (loads.has(loaderId) ? Promise.resolve() : new Promise((resolve) => { waiting = { loaderId, resolve }; }));
   await call('Page.enable', {}, sessionId);
   await call('Page.setLifecycleEventsEnabled', { enabled: true }, sessionId);
   await call('Network.enable', {}, sessionId);
   await call('Emulation.setDeviceMetricsOverride', { width: 1920, height: 1080, deviceScaleFactor: 1, mobile: false }, sessionId);
   await call('Emulation.setFocusEmulationEnabled', { enabled: true }, sessionId);
-  await call('Page.navigate', { url }, sessionId);
-  await loaded;
+  const nav = await call('Page.navigate', { url }, sessionId);
+  await loadOf(nav.loaderId);
   await call('Runtime.evaluate', { expression: 'document.fonts.ready.then(() => true)', awaitPromise: true }, sessionId);
   // HOLD_MS: the page stays open this long before its print, as if each call took longer.
   if (HOLD_MS) await new Promise((r) => setTimeout(r, HOLD_MS));

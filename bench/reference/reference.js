@@ -40,7 +40,8 @@ const WORKER_DISABLED = ['TranslateUI', 'BlinkGenPropertyTrees', 'WebUIOmniboxPo
   // would drop Playwright's list. REFERENCE_PLAIN=1 leaves Playwright's list as it is.
   const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
-    '--hide-scrollbars', '--mute-audio', '--font-render-hinting=none'];
+    '--hide-scrollbars', '--mute-audio', '--font-render-hinting=none', '--disable-infobars',
+    '--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4'];
   if (process.env.REFERENCE_PLAIN !== '1') {
     args.push('--disable-features=' + PLAYWRIGHT_DISABLED.concat(WORKER_DISABLED).join(','));
   }

@@ -614,6 +614,44 @@ async fn zip_output_holds_the_successful_pages() {
     stack.stop().await;
 }
 
+/// Pages are laid out as in a desktop browser: the requested viewport (given by emulation;
+/// Chromium's own window stays at its headless default) and a mouse, not headless
+/// Chromium's "no pointer, no hover".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_see_the_requested_viewport_and_a_desktop_mouse() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let site = HttpPeer::start().await;
+    site.route(
+        "/probe",
+        vec![Reply::html(
+            "<html><body><script>document.write(['width', innerWidth, 'height', innerHeight, \
+             matchMedia('(hover: hover)').matches ? 'hover' : 'nohover', \
+             matchMedia('(pointer: fine)').matches ? 'finepointer' : 'nofinepointer'].join('-'))\
+             </script></body></html>",
+        )],
+    );
+    let project = stack.project("starter", "owner@example.com").await;
+    let key = &project.private_key;
+    let default = pdf_text(&pdf_of(&stack, key, json!({"url": site.url("/probe")})).await);
+    assert!(
+        default.contains("width-1920-height-1080-hover-finepointer"),
+        "default viewport: {default:?}"
+    );
+    let narrow = pdf_text(
+        &pdf_of(
+            &stack,
+            key,
+            json!({"url": site.url("/probe"), "viewport_width": 1024, "viewport_height": 700}),
+        )
+        .await,
+    );
+    assert!(
+        narrow.contains("width-1024-height-700-hover-finepointer"),
+        "viewport 1024x700: {narrow:?}"
+    );
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pdf_layout_options_change_the_output() {
     let stack = Stack::start(StackOptions::default()).await;

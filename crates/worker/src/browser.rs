@@ -45,6 +45,13 @@ pub const FLAGS: &[&str] = &[
     "--hide-scrollbars",
     "--mute-audio",
     "--font-render-hinting=none",
+    // headless_chrome passes --enable-automation, which gives every window (one per job's
+    // context) an "automated software" infobar for the browser process to build and lay out:
+    // some 0.014 CPU-s a page (docs/performance.md, engine item 11).
+    "--disable-infobars",
+    // A desktop's mouse: pages see `(hover: hover)` and `(pointer: fine)`, as in a desktop
+    // browser, instead of headless Chromium's none/none; Playwright passes the same.
+    "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4",
 ];
 
 /// How long making a tab may take before the browser is given up as broken.

@@ -657,10 +657,10 @@ impl Chrome {
             // (see `Handle::abandon`).
             idle_browser_timeout: Duration::from_secs(24 * 3600),
             // No window size: each page gets its viewport by emulation (`set_metrics`), and
-            // a window as large as the viewport (headless_chrome's `--window-size`) costs the
-            // GPU process some 0.035 CPU-s a page more, ~4.5% of a page's CPU in all
-            // (docs/performance.md, session 11). Chromium's headless default (800x600) is
-            // what Playwright and Puppeteer run with.
+            // a window as large as the viewport (headless_chrome's `--window-size`) cost the
+            // GPU process some 0.04 CPU-s a page more, 4.5-5.5% of a page's CPU in all
+            // (docs/performance.md, engine item 10). Chromium's headless default (800x600)
+            // is what Playwright and Puppeteer run with.
             window_size: None,
             // headless_chrome passes --ignore-certificate-errors unless told not to: a page
             // behind an invalid certificate (expired, self-signed, another host's, or a

@@ -181,7 +181,15 @@ async fn a_renderer_dying_mid_render_fails_the_attempt_as_a_crash() {
     assert!(started.elapsed() < deadline / 2, "{:?}", started.elapsed());
     // The same browser still renders (a page prepared while the renderers were being killed
     // may report the crash late: that attempt is retried, as the worker does).
+    //
+    // One race is headless_chrome's: the kill can hit a tab that a ready page is being made
+    // of while headless_chrome attaches to it, and its browser-level event handling then
+    // stops for good (it ends on a failed attach, or waits forever on a call to the dead
+    // renderer), so no new tab is ever seen again. That page's preparation times out, the
+    // attempt fails as a browser failure, and the browser is replaced, as after any browser
+    // failure; the next attempt must then render. Seen once under the full suite's load.
     let mut tries = Vec::new();
+    let mut replaced = false;
     while tries.len() < 3 {
         let result = render_once(&chrome, &format!("{base}/page"), Duration::from_secs(20)).await;
         let done = result.as_ref().is_ok_and(|pdf| pdf.starts_with(b"%PDF"));
@@ -189,13 +197,22 @@ async fn a_renderer_dying_mid_render_fails_the_attempt_as_a_crash() {
         if done {
             break;
         }
-        assert!(
-            matches!(tries.last(), Some(Err(RenderError::Crashed))),
-            "{tries:?}"
-        );
+        match tries.last() {
+            Some(Err(RenderError::Crashed)) => {}
+            Some(Err(RenderError::Browser(_))) if !replaced => replaced = true,
+            _ => panic!("{tries:?}"),
+        }
     }
     assert!(tries.last().is_some_and(Result::is_ok), "{tries:?}");
-    assert_eq!(browser_pid(&chrome), pid, "the browser itself was replaced");
+    if replaced {
+        assert_ne!(
+            browser_pid(&chrome),
+            pid,
+            "a failed browser was kept: {tries:?}"
+        );
+    } else {
+        assert_eq!(browser_pid(&chrome), pid, "the browser itself was replaced");
+    }
 }
 
 /// A renderer may die at any point of a render: while the page loads, while the worker reads

@@ -40,22 +40,31 @@ class Sides(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.roots, self.side, self.stop = {}, {}, False
+        # Processes of neither side, never walked again. Both sides descend from this
+        # script, so a walk that reaches init (or one of these) without passing it is
+        # outside for good; one that reaches this script before its side's root is
+        # registered is tried again at the next poll.
+        self.outside = set()
 
     def run(self):
+        me = os.getpid()
         while not self.stop:
             for d in os.listdir("/proc"):
-                if not d.isdigit() or int(d) in self.side:
+                start = int(d) if d.isdigit() else None
+                if start is None or start in self.side or start in self.outside:
                     continue
-                # Up to a root, or to an ancestor already placed; a process whose parent has
-                # gone (adopted by init) is tried again at the next poll, in vain.
-                pid = int(d)
+                pid = start
                 for _ in range(64):
-                    if pid is None or pid <= 1 or pid in self.roots or pid in self.side:
+                    if pid is None or pid <= 1 or pid == me or pid in self.roots:
+                        break
+                    if pid in self.side or pid in self.outside:
                         break
                     pid = parent_of(pid)
                 side = self.roots.get(pid) or self.side.get(pid)
                 if side:
-                    self.side[int(d)] = side
+                    self.side[start] = side
+                elif pid != me and (pid is None or pid <= 1 or pid in self.outside):
+                    self.outside.add(start)
             time.sleep(0.25)
 
 

@@ -63,27 +63,16 @@ fn main() -> anyhow::Result<()> {
         extra.extend(proxy.chromium_flags());
     }
     // RENDER_LOOP_READY=N: pages kept ready (the worker keeps its concurrency's worth).
-    let ready = std::env::var("RENDER_LOOP_READY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(c);
+    let ready = env_number("RENDER_LOOP_READY")?.unwrap_or(c);
     let mut chrome = Chrome::new("/usr/bin/chromium".into(), ready, extra);
-    if let Some(jobs) = std::env::var("RENDER_LOOP_RECYCLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(jobs) = env_number("RENDER_LOOP_RECYCLE")? {
         chrome = chrome.recycle_after(jobs);
     }
     chrome.warm_up()?;
     std::thread::sleep(Duration::from_secs(1));
     let next = Arc::new(AtomicUsize::new(0));
     let bytes = Arc::new(AtomicUsize::new(0));
-    let gap = Duration::from_millis(
-        std::env::var("RENDER_LOOP_GAP_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    );
+    let gap = Duration::from_millis(env_number("RENDER_LOOP_GAP_MS")?.unwrap_or(0));
     let started = Instant::now();
     let lanes: Vec<_> = (0..c)
         .map(|_| {
@@ -145,4 +134,17 @@ fn main() -> anyhow::Result<()> {
         bytes.load(Ordering::SeqCst) / n.max(1)
     );
     Ok(())
+}
+
+/// A number from the environment: `None` when unset; an error when set to something else, so
+/// that a mistyped setting is not measured as the default.
+fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a number")),
+        Err(_) => Ok(None),
+    }
 }

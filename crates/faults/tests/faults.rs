@@ -1106,16 +1106,27 @@ async fn f10_soak_keeps_processes_and_memory_flat() {
             .max()
             .unwrap_or(0)
     };
+    // The typical count (the median of those samples): a peak also catches the moments a
+    // browser forks a helper or a dying one's processes are not yet gone, which under the
+    // suite's load once made 14 -> 21 with nothing left over. Processes that stay behind
+    // raise the median too.
+    let typical_procs = |v: &[&(usize, u64, usize, usize)]| {
+        let mut counts: Vec<usize> = v.iter().filter(|s| s.3 == 1).map(|s| s.2).collect();
+        counts.sort_unstable();
+        counts.get(counts.len() / 2).copied().unwrap_or(0)
+    };
     let (first, last) = (quarter(0), quarter(3));
     let most_browsers = samples.iter().map(|s| s.3).max().unwrap_or(0);
     let most_procs = samples.iter().map(|s| s.2).max().unwrap_or(0);
     let all: Vec<_> = samples.iter().collect();
     println!(
-        "f10: {total} renders, recycled every {recycle}: worker RSS peak {} MiB in the first quarter, {} MiB in the last; Chromium processes with one browser peak {} then {}, {most_procs} with any; at most {most_browsers} browsers at once, {} in all",
+        "f10: {total} renders, recycled every {recycle}: worker RSS peak {} MiB in the first quarter, {} MiB in the last; Chromium processes with one browser peak {} then {} (median {} then {}), {most_procs} with any; at most {most_browsers} browsers at once, {} in all",
         peak_rss(&first),
         peak_rss(&last),
         peak_procs(&first),
         peak_procs(&last),
+        typical_procs(&first),
+        typical_procs(&last),
         seen_browsers.len(),
     );
     assert!(most_browsers <= 2, "browsers piled up: {most_browsers}");
@@ -1132,14 +1143,14 @@ async fn f10_soak_keeps_processes_and_memory_flat() {
         peak_rss(&last)
     );
     assert!(
-        peak_procs(&first) > 0 && peak_procs(&last) > 0,
+        typical_procs(&first) > 0 && typical_procs(&last) > 0,
         "no sample with one browser in the first or last quarter: {samples:?}"
     );
     assert!(
-        peak_procs(&last) <= peak_procs(&first) + 4,
-        "Chromium processes grew: {} -> {}",
-        peak_procs(&first),
-        peak_procs(&last)
+        typical_procs(&last) <= typical_procs(&first) + 4,
+        "Chromium processes grew: median {} -> {}",
+        typical_procs(&first),
+        typical_procs(&last)
     );
     // Two browsers at once (a successor and the one it replaces) are no larger than two.
     assert!(

@@ -44,7 +44,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ENCONVERT_NETWORK_QUIET_MS", "0"),
     ("ENCONVERT_MAX_DOCUMENT_MB", "8"),
     ("ENCONVERT_MAX_PAGE_MB", "128"),
-    ("ENCONVERT_BROWSER_RECYCLE_AFTER", "100"),
+    ("ENCONVERT_BROWSER_RECYCLE_AFTER", "500"),
     ("ENCONVERT_DELIVERY_LIMIT", "5"),
     ("ENCONVERT_RETENTION_SWEEP_SECS", "300"),
     ("ENCONVERT_DISCOVERY_BUDGET_SECS", "60"),
@@ -129,7 +129,8 @@ pub struct WorkerSettings {
     /// A page that loads more than this many bytes in all (document, images, scripts...)
     /// fails as too large.
     pub max_page_bytes: u64,
-    /// Jobs one Chromium renders before it is replaced (bounds slow leaks).
+    /// Jobs one Chromium renders before it is replaced (bounds slow leaks, and what
+    /// headless_chrome keeps of every closed tab).
     pub browser_recycle_after: u64,
     /// How often the worker deletes files past their plan's retention.
     pub retention_sweep: Duration,

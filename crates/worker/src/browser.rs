@@ -577,6 +577,13 @@ fn pump(browser: Weak<Browser>, control: Arc<Tab>, pool: Arc<Pool>) {
     }
 }
 
+/// Jobs one browser renders before it is replaced (`ENCONVERT_BROWSER_RECYCLE_AFTER`'s default
+/// too). A launch with its control tab and ready pages costs a few CPU-seconds: replacing
+/// the browser every 100 jobs cost 3-6% of a page's CPU against every 1000, side by side
+/// (docs/performance.md, engine item 12). Until its browser goes, headless_chrome keeps a
+/// thread and the network responses of every closed tab, ~120 KiB a job in the worker.
+pub const DEFAULT_RECYCLE_AFTER: u64 = 500;
+
 /// A shared, lazily (re)launched browser.
 #[derive(Clone)]
 pub struct Chrome {
@@ -628,12 +635,12 @@ impl Chrome {
             path,
             ready_pages: ready_pages.max(1),
             extra_args,
-            recycle_after: 100,
+            recycle_after: DEFAULT_RECYCLE_AFTER,
             slot: Arc::new(Mutex::new(Slots::default())),
         }
     }
 
-    /// Replace the browser after `jobs` jobs (default 100).
+    /// Replace the browser after `jobs` jobs (default [`DEFAULT_RECYCLE_AFTER`]).
     pub fn recycle_after(mut self, jobs: u64) -> Self {
         self.recycle_after = jobs.max(1);
         self
@@ -874,7 +881,16 @@ fn retire(pool: &Pool) {
 
 #[cfg(test)]
 mod tests {
-    use super::{pump_wanted, successor_due};
+    use super::{DEFAULT_RECYCLE_AFTER, pump_wanted, successor_due};
+
+    #[test]
+    fn the_engine_and_the_configuration_agree_on_the_recycle() {
+        let configured = enconvert_config::VARIABLES
+            .iter()
+            .find(|(name, _)| *name == "ENCONVERT_BROWSER_RECYCLE_AFTER")
+            .map(|(_, default)| default.parse::<u64>());
+        assert_eq!(configured, Some(Ok(DEFAULT_RECYCLE_AFTER)));
+    }
 
     #[test]
     fn the_successor_is_due_a_few_jobs_before_the_recycle() {

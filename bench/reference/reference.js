@@ -41,7 +41,8 @@ const WORKER_DISABLED = ['TranslateUI', 'BlinkGenPropertyTrees', 'WebUIOmniboxPo
   const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
     '--hide-scrollbars', '--mute-audio', '--font-render-hinting=none', '--disable-infobars',
-    '--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4'];
+    '--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4',
+    '--in-process-gpu'];
   if (process.env.REFERENCE_PLAIN !== '1') {
     args.push('--disable-features=' + PLAYWRIGHT_DISABLED.concat(WORKER_DISABLED).join(','));
   }

@@ -187,7 +187,9 @@ impl Notifier {
         let Some((batch, project)) = self.load(e.batch_id).await? else {
             return Ok(());
         };
-        if !batch.is_async {
+        let recipient = self.recipient(&batch, &project);
+        // Nothing to tell (no webhook, no email): the job's row is not read at all.
+        if !batch.is_async || (batch.callback_url.is_none() && recipient.is_none()) {
             return Ok(());
         }
         let job = {
@@ -201,7 +203,7 @@ impl Notifier {
             Some(url) => Some((url.as_str(), serde_json::to_string(&job_payload(&job))?)),
             None => None,
         };
-        let email = match self.recipient(&batch, &project) {
+        let email = match recipient {
             Some(to) => {
                 let batch_id = batch.id.to_string();
                 let content = EmailContent::for_job(

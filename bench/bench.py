@@ -466,7 +466,16 @@ def measure_c(args, site, mem, res):
     log("(c) api throughput with wrk (worker stopped)")
     mem.stop = True
     os.kill(args.worker_pid, signal.SIGTERM)
-    time.sleep(2)
+    # Until the worker (and so its Chromium) is gone: run.sh reaps it only at the end, so a
+    # stopped worker is a zombie here. Then a second for the machine to settle.
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        st = proc_stat(args.worker_pid)
+        if st is None or st[1][0] == "Z":
+            break
+        time.sleep(0.1)
+    log(f"(c) the worker stopped in {time.time() - t0:.1f} s")
+    time.sleep(1)
     lua = f"/tmp/enconvert-bench-{os.getpid()}.lua"
     with open(lua, "w") as f:
         body = json.dumps({"url": f"{site}/invoice.html", "async_mode": True})

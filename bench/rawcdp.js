@@ -32,7 +32,11 @@ const child = WS
   ? spawn(exe, [...args, '--remote-debugging-port=0', '--user-data-dir=' + udd], { stdio: ['ignore', 'ignore', 'pipe'] })
   : spawn(exe, [...args, '--remote-debugging-pipe', '--user-data-dir=' + udd], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
 let id = 0; const pending = new Map(); const sessions = new Map();
-let send;
+let send, finishing = false;
+// A browser that dies (or never starts) ends the run instead of leaving it waiting.
+child.on('exit', (code, signal) => {
+  if (!finishing) { console.error(`chromium exited (${code ?? signal}) before the run ended`); process.exit(1); }
+});
 // The websocket, once Chromium prints its address on stderr.
 const connected = WS ? new Promise((resolve, reject) => {
   let err = '', opening = false;
@@ -51,6 +55,7 @@ const connected = WS ? new Promise((resolve, reject) => {
 if (!WS) {
   const out = child.stdio[3], inp = child.stdio[4];
   send = (obj) => out.write(JSON.stringify(obj) + '\0');
+  out.on('error', () => {}); // a browser gone: its exit, above, ends the run
   let buf = '';
   inp.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\0')) >= 0) { const m = buf.slice(0, i); buf = buf.slice(i + 1); dispatch(JSON.parse(m)); } });
 }
@@ -104,6 +109,7 @@ async function job(url) {
   await Promise.all(Array.from({ length: conc }, lane));
   const secs = (Date.now() - t0) / 1000;
   console.log(JSON.stringify({ tool: 'rawcdp', flat: FLAT, ws: WS, n, conc, seconds: secs, per_second: +(n / secs).toFixed(3) }));
+  finishing = true;
   const exited = new Promise((r) => child.on('exit', r));
   call('Browser.close').catch(() => {});
   await exited;

@@ -10,7 +10,7 @@ use enconvert_worker::browser::Chrome;
 use enconvert_worker::cdp::BrowserSession;
 
 mod common;
-use common::{Stop, chromium, render_pdf, small_site};
+use common::{Stop, chromium, chromium_processes, render_pdf, small_site};
 
 /// Renders `jobs` pages of a fresh loopback site, one after another; each must be a PDF.
 async fn render_jobs(chrome: &Chrome, jobs: usize) {
@@ -66,53 +66,6 @@ async fn jobs_build_none_of_the_browsers_own_ui() {
     assert!(ui.is_empty(), "the browser built its own UI: {ui:?}");
 }
 
-/// The `--type=` of every live process descending from `root` (Chromium's zygotes, renderers,
-/// utilities...).
-fn descendant_kinds(root: u32) -> Vec<String> {
-    let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = entry.path();
-        let Some(pid) = path
-            .file_name()
-            .and_then(|n| n.to_str()?.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        // The fields after the command name, which may hold spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let Some(ppid) = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // Chromium's children rewrite their command line as one string (spaces, not NULs).
-        let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
-        let kind = cmdline
-            .split(|b| *b == 0 || *b == b' ')
-            .filter_map(|arg| std::str::from_utf8(arg).ok())
-            .find_map(|arg| arg.strip_prefix("--type="))
-            .unwrap_or("")
-            .to_string();
-        procs.push((pid, ppid, kind));
-    }
-    let mut family = vec![root];
-    let mut kinds = Vec::new();
-    while let Some(parent) = family.pop() {
-        for (pid, _, kind) in procs.iter().filter(|(_, ppid, _)| *ppid == parent) {
-            family.push(*pid);
-            kinds.push(kind.clone());
-        }
-    }
-    kinds
-}
-
 /// The compositor runs as a thread of the browser process (`--in-process-gpu`), not in a GPU
 /// process of its own: frames no longer cross a process boundary, some 2% of a page's CPU
 /// (docs/performance.md, engine item 13).
@@ -122,7 +75,10 @@ async fn the_browser_runs_no_gpu_process() {
     let _stop = Stop(chrome.clone());
     render_jobs(&chrome, 2).await;
     let (browser, _) = chrome.browser_pids();
-    let kinds = descendant_kinds(browser.unwrap());
+    let kinds: Vec<String> = chromium_processes(browser.unwrap())
+        .into_iter()
+        .map(|(_, kind)| kind)
+        .collect();
     // The listing sees Chromium's processes: the ready page's renderer is one.
     assert!(kinds.iter().any(|k| k == "renderer"), "{kinds:?}");
     assert!(!kinds.iter().any(|k| k == "gpu-process"), "{kinds:?}");

@@ -13,57 +13,14 @@ use enconvert_worker::render::{Limits, RenderError};
 use enconvert_worker::render_page;
 
 mod common;
-use common::{Stop, chromium, options};
-
-/// Processes under `root` (transitively) whose command line says they are renderers.
-fn renderers(root: u32) -> Vec<u32> {
-    let mut parents = std::collections::HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: the command may hold spaces and parentheses.
-        let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        parents.insert(pid, ppid);
-    }
-    let under = |mut pid: u32| {
-        while let Some(&p) = parents.get(&pid) {
-            if p == root {
-                return true;
-            }
-            if p <= 1 {
-                return false;
-            }
-            pid = p;
-        }
-        false
-    };
-    parents
-        .keys()
-        .copied()
-        .filter(|&pid| under(pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--type=renderer"))
-        })
-        .collect()
-}
+use common::{Stop, chromium, chromium_processes, options};
 
 fn kill_renderers(browser_pid: u32) -> usize {
-    let pids = renderers(browser_pid);
+    let pids: Vec<u32> = chromium_processes(browser_pid)
+        .into_iter()
+        .filter(|(_, kind)| kind == "renderer")
+        .map(|(pid, _)| pid)
+        .collect();
     for pid in &pids {
         let _ = std::process::Command::new("kill")
             .args(["-s", "KILL", &pid.to_string()])

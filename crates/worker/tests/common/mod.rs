@@ -29,6 +29,49 @@ pub fn options() -> RenderOptions {
         .options
 }
 
+/// The processes under `root` (transitively: renderers are the zygote's children), each as
+/// its pid and its `--type=` (`renderer`, `zygote`, `gpu-process`...; empty when none).
+pub fn chromium_processes(root: u32) -> Vec<(u32, String)> {
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: the command may hold spaces and parentheses.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        procs.push((pid, ppid));
+    }
+    let mut family = vec![root];
+    let mut found = Vec::new();
+    while let Some(parent) = family.pop() {
+        for &(pid, _) in procs.iter().filter(|(_, ppid)| *ppid == parent) {
+            family.push(pid);
+            // Chromium's children rewrite their command line as one string (spaces, not NULs).
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let kind = String::from_utf8_lossy(&cmdline)
+                .split(['\0', ' '])
+                .find_map(|arg| arg.strip_prefix("--type="))
+                .unwrap_or("")
+                .to_string();
+            found.push((pid, kind));
+        }
+    }
+    found
+}
+
 /// Stops Chromium when a test ends, even by a panic.
 pub struct Stop(pub Chrome);
 

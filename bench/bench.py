@@ -258,12 +258,16 @@ class Hooks(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
-def reference(args, n, conc, urls, cpu=None):
+def reference(args, n, conc, urls, cpu=None, flags=None):
+    """reference.js's run; `flags="baseline"` launches Chromium as the issue's baseline does
+    (REFERENCE_FLAGS in reference.js), otherwise with the worker's launch flags."""
+    env = dict(os.environ, REFERENCE_FLAGS=flags) if flags else None
     out = subprocess.run(
         ["node", os.path.join(args.ref_dir, "reference.js"), "--kind", "pdf", "--n", str(n), "--conc", str(conc), *urls],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
         preexec_fn=cpu.join("reference") if cpu else None,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -304,6 +308,12 @@ def main():
     ap.add_argument("--ref-dir", required=True)
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--a-rounds", type=int, default=2, help="rounds of (a), each side once a round")
+    ap.add_argument(
+        "--a-baseline",
+        type=int,
+        default=1,
+        help="1: (a) also measures the reference launched as the issue's baseline (its flags only)",
+    )
     ap.add_argument("--sync", type=int, default=50)
     ap.add_argument("--hooks", type=int, default=40)
     ap.add_argument("--soak", type=int, default=1000)
@@ -355,11 +365,12 @@ def main():
 
 
 def measure_a(api, args, site, cpu, res):
-    """(a) in rounds, alternating which side goes first (ours then the reference, then the
+    """(a) in rounds, turning which side goes first (ours then the reference, then the
     reference then ours, ...): the machine's speed drifts by several per cent within minutes,
-    and a single pair measured one after the other carries that drift into the ratio."""
-    rounds, refs = [], []
-    cpu_ours, cpu_ref = {}, {}
+    and a single pair measured one after the other carries that drift into the ratio. With
+    --a-baseline 1 a third side, the reference launched as the issue's baseline, joins the turn."""
+    rounds, refs, bases = [], [], []
+    cpu_ours, cpu_ref, cpu_base = {}, {}, {}
 
     def ours(r):
         urls = [f"{site}/{PAGES[i % len(PAGES)]}?n={i}&r={r}" for i in range(args.batch)]
@@ -382,8 +393,17 @@ def measure_a(api, args, site, cpu, res):
         refs.append(reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu))
         add(cpu_ref, Cpu.delta(c0, cpu.snap()))
 
+    def baseline(r):
+        log(f"(a) round {r + 1}: reference with the baseline's launch flags, {args.batch} pages at {args.concurrency} at once")
+        c0 = cpu.snap()
+        bases.append(reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu, "baseline"))
+        add(cpu_base, Cpu.delta(c0, cpu.snap()))
+
+    sides = [ours, theirs, baseline] if args.a_baseline else [ours, theirs]
     for r in range(args.a_rounds):
-        for side in (ours, theirs) if r % 2 == 0 else (theirs, ours):
+        # Each round turns the order by one: every side goes first, second (and last) in turn.
+        k = r % len(sides)
+        for side in sides[k:] + sides[:k]:
             side(r)
     pages = sum(x["pages"] for x in rounds)
     secs = sum(x["seconds"] for x in rounds)
@@ -392,6 +412,10 @@ def measure_a(api, args, site, cpu, res):
     res["a_ref"] = {"rounds": refs, "seconds": ref_secs, "per_second": args.batch * len(refs) / ref_secs}
     res["a_cpu"] = {k: v / len(rounds) for k, v in cpu_ours.items()}
     res["a_ref_cpu"] = {k: v / len(refs) for k, v in cpu_ref.items()}
+    if bases:
+        base_secs = sum(x["seconds"] for x in bases)
+        res["a_base"] = {"rounds": bases, "seconds": base_secs, "per_second": args.batch * len(bases) / base_secs}
+        res["a_base_cpu"] = {k: v / len(bases) for k, v in cpu_base.items()}
 
 
 def add(total, delta):
@@ -522,7 +546,7 @@ def print_a(res):
     n = len(a["rounds"])
     each = lambda side: ", ".join(f"{x['per_second']:.2f}" for x in side["rounds"])
     per_round = ", ".join(f"{x['per_second'] / y['per_second']:.2f}x" for x, y in zip(a["rounds"], ar["rounds"]))
-    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed; {n} rounds, alternating which side goes first | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s in all; by round {each(a)}) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s; {each(ar)}) | {a['per_second'] / ar['per_second']:.2f}x (by round {per_round}) | >= 1.0x |")
+    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed; {n} rounds, turning which side goes first; reference launched with the worker's flags | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s in all; by round {each(a)}) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s; {each(ar)}) | {a['per_second'] / ar['per_second']:.2f}x (by round {per_round}) | >= 1.0x |")
     ac, rc = res["a_cpu"], res["a_ref_cpu"]
     per = lambda c, k: c.get(k, 0.0) / a["pages"]
     if "worker" in ac:
@@ -533,6 +557,12 @@ def print_a(res):
         split = "no split: run.sh could not create cpuacct cgroups"
         ref_split = ""
     print(f"| (a) CPU-s per page, machine-wide, mean of the rounds (chromium: every process under the worker) | {per(ac, 'machine'):.3f} ({split}) | {per(rc, 'machine'):.3f} ({ref_split}) | {per(ac, 'machine') / per(rc, 'machine'):.2f}x | |")
+    if "a_base" in res:
+        ab, bc = res["a_base"], res["a_base_cpu"]
+        per_round = ", ".join(f"{x['per_second'] / y['per_second']:.2f}x" for x, y in zip(a["rounds"], ab["rounds"]))
+        print(
+            f"| (a) the same batch against the reference launched as the issue's baseline (../shared/bench/baseline: the closed network's switches, Playwright's own for the rest) | {a['per_second']:.2f} pages/s; CPU-s a page {per(ac, 'machine'):.3f} | {ab['per_second']:.2f} pages/s ({ab['seconds']:.1f} s; {each(ab)}); CPU-s a page {per(bc, 'machine'):.3f} | {a['per_second'] / ab['per_second']:.2f}x (by round {per_round}) | >= 1.0x |"
+        )
 
 
 if __name__ == "__main__":

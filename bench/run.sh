@@ -8,8 +8,10 @@
 #   BENCH_SOAK         pages in the memory soak (default 1000)
 #   BENCH_PROFILE      cargo profile of the binaries (default release)
 #   BENCH_BATCH        pages in the (a) batch (default 200)
-#   BENCH_A_ROUNDS     rounds of (a), each measuring both sides, alternating which goes first
+#   BENCH_A_ROUNDS     rounds of (a), each measuring every side, turning which goes first
 #                      (default 2; 1 with BENCH_QUICK=1)
+#   BENCH_A_BASELINE=0 (a) without its third side, the reference launched as the issue's
+#                      baseline (../shared/bench/baseline) launches Chromium (default 1)
 #   BENCH_JSON         also write the raw figures to this file
 #   BENCH_LOGS         keep the api's, worker's and notifier's logs in this directory
 #   BENCH_ONLY         the figures to measure, as letters (BENCH_ONLY=a: the batch and its
@@ -137,6 +139,6 @@ done
   --site "http://127.0.0.1:$site_port" --db "$DATABASE_URL" \
   --worker-pid "$worker_pid" --hook-port "$hook_port" \
   --concurrency "$concurrency" --ref-dir bench/reference \
-  --batch "${BENCH_BATCH:-200}" --a-rounds "$a_rounds" --sync "$sync" --soak "$soak" --wrk-seconds "$wrk_secs" \
+  --batch "${BENCH_BATCH:-200}" --a-rounds "$a_rounds" --a-baseline "${BENCH_A_BASELINE:-1}" --sync "$sync" --soak "$soak" --wrk-seconds "$wrk_secs" \
   ${BENCH_JSON:+--json "$BENCH_JSON"} ${BENCH_ONLY:+--only "$BENCH_ONLY"} \
 ) || { echo "bench failed; the worker's log ends:"; tail -20 "$work/worker.log"; exit 1; }

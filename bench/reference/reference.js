@@ -38,12 +38,17 @@ const WORKER_DISABLED = ['TranslateUI', 'BlinkGenPropertyTrees', 'WebUIOmniboxPo
   // window builds a WebUI omnibox popup in a renderer of its own) is merged with
   // Playwright's: Chromium keeps the last --disable-features given, so passing it alone
   // would drop Playwright's list. REFERENCE_PLAIN=1 leaves Playwright's list as it is.
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
+  // REFERENCE_FLAGS=baseline launches Chromium as ../shared/bench/baseline/baseline.js does,
+  // the reference issue #7 names: only the switches this closed network needs, and
+  // Playwright's own for the rest (what a user writing it by hand gets).
+  const BASELINE = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'];
+  const args = process.env.REFERENCE_FLAGS === 'baseline' ? BASELINE : BASELINE.concat([
+    '--disable-dev-shm-usage',
     '--hide-scrollbars', '--mute-audio', '--font-render-hinting=none', '--disable-infobars',
     '--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4',
-    '--in-process-gpu'];
-  if (process.env.REFERENCE_PLAIN !== '1') {
+    '--in-process-gpu']);
+  if (process.env.REFERENCE_FLAGS !== 'baseline' && process.env.REFERENCE_PLAIN !== '1') {
     args.push('--disable-features=' + PLAYWRIGHT_DISABLED.concat(WORKER_DISABLED).join(','));
   }
   const browser = await chromium.launch({

@@ -118,7 +118,7 @@ def machine_busy():
 
 class Busiest(threading.Thread):
     """Which processes used the CPU while it runs, every half second: (c)'s p99 missed its goal
-    in two runs of dozens (docs/performance.md) and never when run again, so every run of (c)
+    in two runs of a dozen (docs/performance.md) and not when run again, so every run of (c)
     keeps what else ran beside the api, to be read when it misses again."""
 
     def __init__(self):

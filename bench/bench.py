@@ -220,6 +220,7 @@ class Memory(threading.Thread):
         self.paused = False
 
     def tree(self):
+        """The worker and every process under it, and the worker's own children."""
         children = {}
         for d in os.listdir("/proc"):
             st = proc_stat(d) if d.isdigit() else None
@@ -230,7 +231,7 @@ class Memory(threading.Thread):
             p = todo.pop()
             out.append(p)
             todo.extend(children.get(p, []))
-        return out
+        return out, children.get(self.pid, [])
 
     @staticmethod
     def pss_kib(pid):
@@ -271,10 +272,11 @@ class Memory(threading.Thread):
             if self.paused:
                 time.sleep(0.25)
                 continue
-            pids = self.tree()
+            pids, own = self.tree()
             total = sum(self.pss_kib(p) for p in pids)
-            # Two while a recycled browser's successor starts and takes over (engine item 9).
-            browsers = sum(1 for p in pids if self.is_browser(p))
+            # The worker launches each browser itself: two while a recycled browser's
+            # successor starts and takes over (engine item 9).
+            browsers = sum(1 for p in own if self.is_browser(p))
             self.samples.append((time.time(), total, self.rss_kib(self.pid), len(pids), browsers))
             time.sleep(0.25)
 
@@ -421,8 +423,11 @@ def measure_a(api, args, site, cpu, res):
     reference then ours, ...): the machine's speed drifts by several per cent within minutes,
     and a single pair measured one after the other carries that drift into the ratio. With
     --a-baseline 1 a third side, the reference launched as the issue's baseline, joins the turn."""
-    rounds, refs, bases = [], [], []
-    cpu_ours, cpu_ref, cpu_base = {}, {}, {}
+    rounds, cpu_ours = [], {}
+    # The reference's sides: runs and CPU by reference.js's REFERENCE_FLAGS (None: the
+    # worker's flags; "baseline": the issue's baseline).
+    flagged = [None, "baseline"] if args.a_baseline else [None]
+    runs = {flags: ([], {}) for flags in flagged}
 
     def ours(r):
         urls = [f"{site}/{PAGES[i % len(PAGES)]}?n={i}&r={r}" for i in range(args.batch)]
@@ -439,35 +444,31 @@ def measure_a(api, args, site, cpu, res):
         # stops, so that it does not run on a machine the idle worker still uses.
         time.sleep(PUMP_LINGER_S + 3)
 
-    def theirs(r):
-        log(f"(a) round {r + 1}: reference, {args.batch} pages at {args.concurrency} at once")
-        c0 = cpu.snap()
-        refs.append(reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu))
-        add(cpu_ref, Cpu.delta(c0, cpu.snap()))
+    def theirs(flags):
+        def side(r):
+            how = "with the baseline's launch flags" if flags else "with the worker's launch flags"
+            log(f"(a) round {r + 1}: reference {how}, {args.batch} pages at {args.concurrency} at once")
+            c0 = cpu.snap()
+            runs[flags][0].append(reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu, flags))
+            add(runs[flags][1], Cpu.delta(c0, cpu.snap()))
 
-    def baseline(r):
-        log(f"(a) round {r + 1}: reference with the baseline's launch flags, {args.batch} pages at {args.concurrency} at once")
-        c0 = cpu.snap()
-        bases.append(reference(args, args.batch, args.concurrency, [f"{site}/{p}" for p in PAGES], cpu, "baseline"))
-        add(cpu_base, Cpu.delta(c0, cpu.snap()))
+        return side
 
-    sides = [ours, theirs, baseline] if args.a_baseline else [ours, theirs]
+    sides = [ours] + [theirs(flags) for flags in flagged]
     for r in range(args.a_rounds):
         # Each round turns the order by one: every side goes first, second (and last) in turn.
         k = r % len(sides)
         for side in sides[k:] + sides[:k]:
             side(r)
-    pages = sum(x["pages"] for x in rounds)
     secs = sum(x["seconds"] for x in rounds)
-    ref_secs = sum(x["seconds"] for x in refs)
-    res["a"] = {"pages": args.batch, "rounds": rounds, "seconds": secs, "per_second": pages / secs}
-    res["a_ref"] = {"rounds": refs, "seconds": ref_secs, "per_second": args.batch * len(refs) / ref_secs}
+    res["a"] = {"pages": args.batch, "rounds": rounds, "seconds": secs, "per_second": args.batch * len(rounds) / secs}
     res["a_cpu"] = {k: v / len(rounds) for k, v in cpu_ours.items()}
-    res["a_ref_cpu"] = {k: v / len(refs) for k, v in cpu_ref.items()}
-    if bases:
-        base_secs = sum(x["seconds"] for x in bases)
-        res["a_base"] = {"rounds": bases, "seconds": base_secs, "per_second": args.batch * len(bases) / base_secs}
-        res["a_base_cpu"] = {k: v / len(bases) for k, v in cpu_base.items()}
+    for flags, key in ((None, "a_ref"), ("baseline", "a_base")):
+        if flags in runs:
+            refs, used = runs[flags]
+            ref_secs = sum(x["seconds"] for x in refs)
+            res[key] = {"rounds": refs, "seconds": ref_secs, "per_second": args.batch * len(refs) / ref_secs}
+            res[f"{key}_cpu"] = {k: v / len(refs) for k, v in used.items()}
 
 
 def add(total, delta):
@@ -617,8 +618,8 @@ def print_a(res):
     a, ar = res["a"], res["a_ref"]
     n = len(a["rounds"])
     each = lambda side: ", ".join(f"{x['per_second']:.2f}" for x in side["rounds"])
-    per_round = ", ".join(f"{x['per_second'] / y['per_second']:.2f}x" for x, y in zip(a["rounds"], ar["rounds"]))
-    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed; {n} rounds, turning which side goes first; reference launched with the worker's flags | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s in all; by round {each(a)}) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s; {each(ar)}) | {a['per_second'] / ar['per_second']:.2f}x (by round {per_round}) | >= 1.0x |")
+    by_round = lambda side: ", ".join(f"{x['per_second'] / y['per_second']:.2f}x" for x, y in zip(a["rounds"], side["rounds"]))
+    print(f"| (a) {a['pages']} mixed pages, one async batch, submit to completed; {n} rounds, turning which side goes first; reference launched with the worker's flags | {a['per_second']:.2f} pages/s ({a['seconds']:.1f} s in all; by round {each(a)}) | {ar['per_second']:.2f} pages/s ({ar['seconds']:.1f} s; {each(ar)}) | {a['per_second'] / ar['per_second']:.2f}x (by round {by_round(ar)}) | >= 1.0x |")
     ac, rc = res["a_cpu"], res["a_ref_cpu"]
     per = lambda c, k: c.get(k, 0.0) / a["pages"]
     if "worker" in ac:
@@ -631,9 +632,8 @@ def print_a(res):
     print(f"| (a) CPU-s per page, machine-wide, mean of the rounds (chromium: every process under the worker) | {per(ac, 'machine'):.3f} ({split}) | {per(rc, 'machine'):.3f} ({ref_split}) | {per(ac, 'machine') / per(rc, 'machine'):.2f}x | |")
     if "a_base" in res:
         ab, bc = res["a_base"], res["a_base_cpu"]
-        per_round = ", ".join(f"{x['per_second'] / y['per_second']:.2f}x" for x, y in zip(a["rounds"], ab["rounds"]))
         print(
-            f"| (a) the same batch against the reference launched as the issue's baseline (../shared/bench/baseline: the closed network's switches, Playwright's own for the rest) | {a['per_second']:.2f} pages/s; CPU-s a page {per(ac, 'machine'):.3f} | {ab['per_second']:.2f} pages/s ({ab['seconds']:.1f} s; {each(ab)}); CPU-s a page {per(bc, 'machine'):.3f} | {a['per_second'] / ab['per_second']:.2f}x (by round {per_round}) | >= 1.0x |"
+            f"| (a) the same batch against the reference launched as the issue's baseline (../shared/bench/baseline: the closed network's switches, Playwright's own for the rest) | {a['per_second']:.2f} pages/s; CPU-s a page {per(ac, 'machine'):.3f} | {ab['per_second']:.2f} pages/s ({ab['seconds']:.1f} s; {each(ab)}); CPU-s a page {per(bc, 'machine'):.3f} | {a['per_second'] / ab['per_second']:.2f}x (by round {by_round(ab)}) | >= 1.0x |"
         )
 
 
